@@ -1,0 +1,190 @@
+"""Settings of the BLT host project.
+
+Everything that differs between a laptop, CI and production comes from the
+environment or from a ``.env`` file beside ``manage.py``. Cron starts jobs
+with an almost empty environment, so the ``.env`` file is what keeps a
+scheduled run on the same database and mail server as an interactive shell.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-change-me")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "blt.website",
+    # Listed before django_crontab so that its hardened ``crontab`` command
+    # takes precedence over the original one.
+    "weekly_reports",
+    "post_office",
+    "django_crontab",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "blt.urls"
+WSGI_APPLICATION = "blt.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    ),
+}
+# Several processes (cron, a web server, delivery workers) share the SQLite
+# file of the demo; waiting for a lock beats failing with "database is locked".
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# Mail. Without EMAIL_URL every message lands in files beside manage.py, so a
+# copy of the production database can never mail real organizations by
+# accident. ``filemail://relative/dir`` resolves beside manage.py.
+_email = env.email_url("EMAIL_URL", default="filemail://sent_mail")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_FILE_PATH = BASE_DIR / (_email["EMAIL_FILE_PATH"] or "sent_mail")
+# A mail server that stops answering must not hang the weekly run forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="OWASP BLT <reports@blt.example>"
+)
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+ADMINS = [("BLT admins", address) for address in env.list("ADMINS", default=[])]
+
+POST_OFFICE = {
+    # A 4xx answer or a dropped connection is retried on this schedule;
+    # post_office itself defaults to no retry at all.
+    "MAX_RETRIES": env.int("MAIL_MAX_RETRIES", default=4),
+    "RETRY_INTERVAL": timedelta(minutes=env.int("MAIL_RETRY_MINUTES", default=15)),
+    "BATCH_SIZE": 100,
+    "LOG_LEVEL": 2,
+    "CELERY_ENABLED": env.bool("MAIL_CELERY", default=False),
+}
+_override = env.list("MAIL_OVERRIDE_RECIPIENTS", default=[])
+if _override:
+    POST_OFFICE["OVERRIDE_RECIPIENTS"] = _override
+# A cached template can outlive an admin edit in a long-lived process.
+POST_OFFICE_TEMPLATE_CACHE = False
+
+WEEKLY_REPORTS_DOMAIN_MODEL = "website.Domain"
+WEEKLY_REPORTS_ISSUE_MODEL = "website.Issue"
+WEEKLY_REPORTS = {
+    "LIST_ID_DOMAIN": f"weekly-reports.{urlsplit(SITE_URL).hostname}",
+    "SCHEDULE": env.str("WEEKLY_REPORTS_SCHEDULE", default="0 9 * * 1"),
+    "RETRY_SCHEDULE": env.str(
+        "WEEKLY_REPORTS_RETRY_SCHEDULE", default="5-59/10 * * * *"
+    ),
+}
+
+# django-crontab. The jobs themselves are built from WEEKLY_REPORTS so that
+# the schedule is set in one place; see weekly_reports.cron.
+CRONTAB_DJANGO_SETTINGS_MODULE = "blt.settings"
+CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+CRONTAB_COMMENT = f"weekly_reports for {BASE_DIR}"
+CRONTAB_LOG_FILE = env.str(
+    "CRONTAB_LOG_FILE", default=str(BASE_DIR / "var" / "cron.log")
+)
+CRONTAB_LOCK_JOBS = True
+CRONJOBS = [
+    (
+        WEEKLY_REPORTS["SCHEDULE"],
+        "django.core.management.call_command",
+        ["run_weekly"],
+        {},
+    ),
+    (
+        WEEKLY_REPORTS["RETRY_SCHEDULE"],
+        "django.core.management.call_command",
+        ["send_queued_mail"],
+        {},
+    ),
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+        },
+    },
+    "loggers": {
+        "weekly_reports": {
+            "handlers": ["console", "mail_admins"],
+            "level": env.str("LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        },
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool(
+        "SECURE_COOKIES", default=SITE_URL.startswith("https")
+    )
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

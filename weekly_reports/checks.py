@@ -1,0 +1,70 @@
+"""System checks: a wrong setting is reported at start-up with a hint,
+rather than halfway through a weekly run."""
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from . import conf
+
+
+@checks.register()
+def check_settings(app_configs, **kwargs):
+    errors = []
+
+    for getter, setting, example in [
+        (conf.get_domain_model, "WEEKLY_REPORTS_DOMAIN_MODEL", "website.Domain"),
+        (conf.get_issue_model, "WEEKLY_REPORTS_ISSUE_MODEL", "website.Issue"),
+    ]:
+        try:
+            getter()
+        except ImproperlyConfigured as error:
+            errors.append(
+                checks.Error(
+                    str(error),
+                    hint=f"Set {setting} to the host's model, such as {example!r}.",
+                    id="weekly_reports.E001",
+                )
+            )
+
+    overrides = getattr(settings, "WEEKLY_REPORTS", {}) or {}
+    unknown = sorted(set(overrides) - set(conf.DEFAULTS))
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"WEEKLY_REPORTS has unknown keys: {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
+                id="weekly_reports.E002",
+            )
+        )
+
+    for key in ("RECENT_ISSUES", "DESCRIPTION_LENGTH", "BATCH_SIZE"):
+        value = conf.get(key) if key not in unknown else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            errors.append(
+                checks.Error(
+                    f"WEEKLY_REPORTS[{key!r}] must be a positive whole number, "
+                    f"not {value!r}.",
+                    id="weekly_reports.E003",
+                )
+            )
+
+    if "{pk}" not in conf.get("ISSUE_PATH"):
+        errors.append(
+            checks.Error(
+                "WEEKLY_REPORTS['ISSUE_PATH'] must contain '{pk}'.",
+                hint="BLT's issue pages live at '/issue/{pk}/'.",
+                id="weekly_reports.E004",
+            )
+        )
+
+    site_url = conf.site_url()
+    if not site_url.startswith(("https://", "http://")):
+        errors.append(
+            checks.Error(
+                f"SITE_URL must be an absolute http(s) URL, not {site_url!r}.",
+                hint="Links and the unsubscribe header are built from it.",
+                id="weekly_reports.E005",
+            )
+        )
+    return errors

@@ -1,0 +1,212 @@
+"""Delivering queued report mail, one claimed message at a time.
+
+post_office's own sender marks a whole batch sent only after the batch went
+out, so a crash halfway resends everything before it. Here each message is
+claimed under a row lock, sent, and committed as sent before the next one, so
+a process killed at any point resends at most the one message that was on
+the wire.
+"""
+
+import logging
+import smtplib
+import time
+from contextlib import contextmanager
+
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from post_office import settings as post_office_settings
+from post_office.lockfile import FileLock, FileLocked
+from post_office.mail import default_lockfile
+from post_office.models import STATUS, Email, Log
+
+logger = logging.getLogger(__name__)
+
+PENDING = (STATUS.queued, STATUS.requeued)
+
+
+def is_temporary(error):
+    """Whether retrying later may succeed: a 4xx answer or a broken link.
+
+    A 5xx answer is permanent (RFC 5321, section 4.2.1): retrying it only
+    annoys the receiving server.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(error, smtplib.SMTPException):
+        return False
+    # Refused or reset connections, time-outs and name look-ups.
+    return isinstance(error, OSError)
+
+
+def describe(error):
+    """One line for the ledger and the log: the SMTP answer where there is one."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = [
+            f"{address}: {code} {message.decode(errors='replace')}"
+            for address, (code, message) in error.recipients.items()
+        ]
+        return "Recipient refused: " + "; ".join(answers)
+    if isinstance(error, smtplib.SMTPResponseException):
+        message = error.smtp_error
+        if isinstance(message, bytes):
+            message = message.decode(errors="replace")
+        return f"{type(error).__name__}: {error.smtp_code} {message}"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+@contextmanager
+def sender_lock(wait_seconds):
+    """Hold post_office's sender lock, so that ``send_queued_mail`` on this
+    host never sends the same queued message at the same time.
+
+    Yields whether the lock was taken within ``wait_seconds``. post_office's
+    own waiting loop can report the lock free without taking it, so this one
+    polls the non-waiting form instead.
+    """
+    deadline = time.monotonic() + wait_seconds
+    lock = FileLock(default_lockfile)
+    while True:
+        try:
+            lock.__enter__()
+        except FileLocked:
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.5)
+            continue
+        except FileExistsError:
+            # Another process created its lock in the same instant.
+            time.sleep(0.1)
+            continue
+        break
+
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _due(now):
+    return (Q(scheduled_time__isnull=True) | Q(scheduled_time__lte=now)) & (
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+class Deliverer:
+    """Sends claimed messages over one reused connection."""
+
+    chunk_size = 100
+
+    def __init__(self):
+        alias = post_office_settings.get_default_mailer()
+        self.connection = get_connection(post_office_settings.get_backend(alias))
+        self.max_retries = post_office_settings.get_max_retries()
+        self.retry_interval = post_office_settings.get_retry_timedelta()
+
+    def close(self):
+        try:
+            self.connection.close()
+        except Exception:
+            logger.warning("Closing the mail connection failed.", exc_info=True)
+
+    def deliver(self, email_ids):
+        """Send each of these messages that is still due; return
+        ``{email_id: status}`` for the ones this process claimed. A message
+        that another process sent meanwhile is left out."""
+        results = {}
+        email_ids = sorted(email_ids)
+        for start in range(0, len(email_ids), self.chunk_size):
+            chunk = email_ids[start : start + self.chunk_size]
+            emails = (
+                Email.objects.filter(pk__in=chunk, status__in=PENDING)
+                .select_related("template")
+                .prefetch_related("attachments")
+                .order_by("pk")
+            )
+            logs = []
+            for email in emails:
+                status = self._deliver_one(email, logs)
+                if status is not None:
+                    results[email.pk] = status
+            Log.objects.bulk_create(logs)
+        return results
+
+    def _deliver_one(self, email, logs):
+        """Claim, send and commit one message.
+
+        The claim is an UPDATE that marks the message sent; its row lock is
+        held while the SMTP exchange runs and committed when the server has
+        accepted the message. A concurrent sender blocks on that lock and
+        then finds the message no longer pending.
+        """
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                claimed = Email.objects.filter(
+                    _due(now), pk=email.pk, status__in=PENDING
+                ).update(status=STATUS.sent, last_updated=now)
+                if not claimed:
+                    return None
+                self.connection.send_messages([email.prepare_email_message()])
+        except Exception as error:
+            # A failed exchange can leave the connection half-open; the next
+            # message starts a fresh one.
+            self.close()
+            return self._record_failure(email, error, logs)
+
+        logs.append(Log(email=email, status=STATUS.sent, message=""))
+        return STATUS.sent
+
+    def _record_failure(self, email, error, logs):
+        retries = email.number_of_retries or 0
+        retry = is_temporary(error) and retries < self.max_retries
+
+        if retry:
+            email.status = STATUS.requeued
+            email.number_of_retries = retries + 1
+            email.scheduled_time = timezone.now() + self.retry_interval
+        else:
+            email.status = STATUS.failed
+        # Only a message still pending is marked: another sender may have
+        # delivered it since this claim was rolled back.
+        Email.objects.filter(pk=email.pk, status__in=PENDING).update(
+            status=email.status,
+            number_of_retries=email.number_of_retries,
+            scheduled_time=email.scheduled_time,
+            last_updated=timezone.now(),
+        )
+        logs.append(
+            Log(
+                email=email,
+                status=STATUS.failed,
+                message=describe(error),
+                exception_type=type(error).__name__,
+            )
+        )
+
+        if retry:
+            logger.warning(
+                "Delivery of message %s to %s failed for now; retry %s of %s at %s: %s",
+                email.pk,
+                ", ".join(email.to),
+                email.number_of_retries,
+                self.max_retries,
+                email.scheduled_time.isoformat(timespec="seconds"),
+                describe(error),
+            )
+        else:
+            logger.error(
+                "Delivery of message %s to %s failed: %s",
+                email.pk,
+                ", ".join(email.to),
+                describe(error),
+                exc_info=error,
+            )
+        return email.status
