@@ -8,9 +8,10 @@ the wire.
 """
 
 import logging
+import os
 import smtplib
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from django.core.mail import get_connection
 from django.db import transaction
@@ -61,6 +62,21 @@ def describe(error):
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
+def _try_lock(lock):
+    """Take post_office's lock without waiting; return whether it was taken."""
+    try:
+        lock.__enter__()
+    except FileLocked:
+        return False
+    except FileExistsError:
+        # Another process created the lock in the same instant; drop the pid
+        # file this attempt left behind, or the next attempt trips over it.
+        with suppress(OSError):
+            os.remove(lock.pid_filename)
+        return False
+    return True
+
+
 @contextmanager
 def sender_lock(wait_seconds):
     """Hold post_office's sender lock, so that ``send_queued_mail`` on this
@@ -70,27 +86,18 @@ def sender_lock(wait_seconds):
     own waiting loop can report the lock free without taking it, so this one
     polls the non-waiting form instead.
     """
-    deadline = time.monotonic() + wait_seconds
     lock = FileLock(default_lockfile)
-    while True:
-        try:
-            lock.__enter__()
-        except FileLocked:
-            if time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(0.5)
-            continue
-        except FileExistsError:
-            # Another process created its lock in the same instant.
-            time.sleep(0.1)
-            continue
-        break
+    deadline = time.monotonic() + wait_seconds
+    taken = _try_lock(lock)
+    while not taken and time.monotonic() < deadline:
+        time.sleep(0.5)
+        taken = _try_lock(lock)
 
     try:
-        yield True
+        yield taken
     finally:
-        lock.release()
+        if taken:
+            lock.release()
 
 
 def _due(now):
