@@ -6,6 +6,7 @@ with an almost empty environment, so the ``.env`` file is what keeps a
 scheduled run on the same database and mail server as an interactive shell.
 """
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -94,8 +95,9 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 
 # Mail. Without EMAIL_URL every message lands in files beside manage.py, so a
 # copy of the production database can never mail real organizations by
-# accident. ``filemail://relative/dir`` resolves beside manage.py.
-_email = env.email_url("EMAIL_URL", default="filemail://sent_mail")
+# accident. ``filemail:///dir`` is a folder beside manage.py,
+# ``filemail:////abs/dir`` an absolute one.
+_email = env.email_url("EMAIL_URL", default="filemail:///sent_mail")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
 EMAIL_PORT = _email["EMAIL_PORT"] or 25
@@ -120,6 +122,10 @@ POST_OFFICE = {
     "BATCH_SIZE": 100,
     "LOG_LEVEL": 2,
     "CELERY_ENABLED": env.bool("MAIL_CELERY", default=False),
+    # post_office's sender lock lives in /tmp under one fixed name; two
+    # installs on one machine must not wait for each other's sender.
+    "LOCK_FILE_NAME": "post_office_"
+    + hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:12],
 }
 _override = env.list("MAIL_OVERRIDE_RECIPIENTS", default=[])
 if _override:
@@ -137,8 +143,7 @@ WEEKLY_REPORTS = {
     ),
 }
 
-# django-crontab. The jobs themselves are built from WEEKLY_REPORTS so that
-# the schedule is set in one place; see weekly_reports.cron.
+# django-crontab, driven by weekly_reports' hardened ``crontab`` command.
 CRONTAB_DJANGO_SETTINGS_MODULE = "blt.settings"
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 CRONTAB_COMMENT = f"weekly_reports for {BASE_DIR}"
