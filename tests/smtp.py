@@ -47,7 +47,9 @@ class RecordingHandler:
 
     async def handle_DATA(self, server, session, envelope):
         self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            Received(
+                envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+            )
         )
         return "250 Message accepted for delivery"
 
@@ -83,4 +85,6 @@ class SMTPServer:
     def to(self, address):
         """Messages whose envelope named this recipient."""
         wanted = address.casefold()
-        return [m for m in self.received if wanted in (r.casefold() for r in m.rcpt_tos)]
+        return [
+            m for m in self.received if wanted in (r.casefold() for r in m.rcpt_tos)
+        ]
