@@ -39,7 +39,10 @@ def _change(request, token, subscribed, source, page):
         return _invalid(request)
 
     if request.method == "POST":
-        subscription, _ = Subscription.objects.get_or_create(domain=domain)
+        subscription, _ = Subscription.objects.get_or_create(
+            domain=domain,
+            defaults={"is_subscribed": conf.get("SUBSCRIBED_BY_DEFAULT")},
+        )
         if subscription.set_subscribed(subscribed, source):
             logger.info(
                 "%s the weekly report for %s through the link.",

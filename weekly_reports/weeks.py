@@ -25,9 +25,14 @@ class IsoWeek:
 
         year, week = int(match[1]), int(match[2])
         try:
-            datetime.date.fromisocalendar(year, week, 1)
+            monday = datetime.date.fromisocalendar(year, week, 1)
         except ValueError as error:
             raise ReportError(f"--week {text!r} is not a week of {year}.") from error
+
+        try:
+            monday + datetime.timedelta(days=7)
+        except OverflowError as error:
+            raise ReportError(f"--week {text!r} ends past the last date.") from error
         return cls(year, week)
 
     @classmethod
@@ -64,4 +69,4 @@ class IsoWeek:
         )
 
     def __str__(self):
-        return f"{self.year}-W{self.week:02d}"
+        return f"{self.year:04d}-W{self.week:02d}"
