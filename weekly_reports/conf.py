@@ -38,6 +38,13 @@ DEFAULTS = {
     # second sender exit without a word.
     "SCHEDULE": "0 9 * * 1",
     "RETRY_SCHEDULE": "5-59/10 * * * *",
+    # Forked processes that deliver a batch of mail at once, each over its
+    # own SMTP connection.
+    "DELIVERY_PROCESSES": 1,
+    # Seconds for which mail that run_weekly queued and is about to deliver
+    # itself stays out of other senders' sight; after a crash,
+    # send_queued_mail delivers it once this has passed.
+    "HOLD_SECONDS": 900,
     # Seconds run_weekly waits for post_office's sender lock before it
     # leaves its queued mail to the retry sender.
     "LOCK_WAIT": 300,
@@ -56,6 +63,10 @@ def get(key):
 def site_url():
     """Return ``SITE_URL`` without a trailing slash."""
     return getattr(settings, "SITE_URL", "http://localhost:8000").rstrip("/")
+
+
+def post_office_batch_size():
+    return getattr(settings, "POST_OFFICE", {}).get("BATCH_SIZE", 100)
 
 
 def domain_model_name():

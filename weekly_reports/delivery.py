@@ -1,20 +1,28 @@
-"""Delivering queued report mail, one claimed message at a time.
+"""Delivering queued mail, one claimed message at a time.
 
 post_office's own sender marks a whole batch sent only after the batch went
-out, so a crash halfway resends everything before it. Here each message is
-claimed under a row lock, sent, and committed as sent before the next one, so
-a process killed at any point resends at most the one message that was on
-the wire.
+out, so a crash halfway resends everything before it, and it takes no lock
+on the rows it sends, so two senders on two hosts send the same message
+twice. Here each message is claimed under a row lock, sent, and committed as
+sent before the next one: a process killed at any point resends at most the
+one message that was on the wire, and a concurrent sender skips it.
+
+run_weekly queues its messages held back (``scheduled_time`` a little in
+the future) and delivers them itself at once, so that a sender that does not
+claim rows, such as post_office's own Celery task, cannot take them in the
+same moment. A run that dies leaves them to the next run or, once the hold
+has passed, to ``send_queued_mail``.
 """
 
 import logging
+import multiprocessing
 import os
 import smtplib
 import time
 from contextlib import contextmanager, suppress
 
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from post_office import settings as post_office_settings
@@ -78,7 +86,7 @@ def _try_lock(lock):
 
 
 @contextmanager
-def sender_lock(wait_seconds):
+def sender_lock(wait_seconds, lockfile=None):
     """Hold post_office's sender lock, so that ``send_queued_mail`` on this
     host never sends the same queued message at the same time.
 
@@ -86,7 +94,7 @@ def sender_lock(wait_seconds):
     own waiting loop can report the lock free without taking it, so this one
     polls the non-waiting form instead.
     """
-    lock = FileLock(default_lockfile)
+    lock = FileLock(lockfile or default_lockfile)
     deadline = time.monotonic() + wait_seconds
     taken = _try_lock(lock)
     while not taken and time.monotonic() < deadline:
@@ -100,10 +108,73 @@ def sender_lock(wait_seconds):
             lock.release()
 
 
+def deliver(email_ids, processes=1, held=False):
+    """Deliver these messages, split over ``processes`` forked workers, and
+    return ``{email_id: status}`` for the ones this call claimed."""
+    email_ids = sorted(email_ids)
+    processes = max(1, min(processes, len(email_ids)))
+    if processes == 1:
+        return _deliver_share(email_ids, held)
+
+    shares = [(email_ids[start::processes], held) for start in range(processes)]
+    # A forked child must open its own database connection, never reuse the
+    # parent's socket.
+    connections.close_all()
+    results = {}
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        for share_results in pool.starmap(_deliver_share, shares):
+            results.update(share_results)
+    return results
+
+
+def _deliver_share(email_ids, held):
+    deliverer = Deliverer()
+    try:
+        return deliverer.deliver(email_ids, held)
+    finally:
+        deliverer.close()
+        if multiprocessing.parent_process() is not None:
+            connections.close_all()
+
+
+def due_email_ids(limit):
+    """Ids of queued messages whose time has come, most urgent first."""
+    return list(
+        Email.objects.filter(_due(timezone.now()), status__in=PENDING)
+        .order_by("-priority", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def deliver_due(processes=1, batch_size=100):
+    """Deliver every due message in the queue, batch by batch; return how
+    many were sent, failed and requeued, in that order."""
+    totals = {STATUS.sent: 0, STATUS.failed: 0, STATUS.requeued: 0}
+    while True:
+        email_ids = due_email_ids(batch_size)
+        results = deliver(email_ids, processes) if email_ids else {}
+        if not results:
+            # Nothing due, or everything due is being sent by another sender.
+            return totals[STATUS.sent], totals[STATUS.failed], totals[STATUS.requeued]
+
+        for status in results.values():
+            totals[status] += 1
+
+
 def _due(now):
+    """Messages any sender may take now."""
     return (Q(scheduled_time__isnull=True) | Q(scheduled_time__lte=now)) & (
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     )
+
+
+def _held_or_due(now):
+    """Messages the run that queued them may take: a first attempt is taken
+    even while it is held back from other senders, a retry only when due."""
+    first_attempt = Q(status=STATUS.queued) & (
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    return first_attempt | _due(now)
 
 
 class Deliverer:
@@ -123,10 +194,15 @@ class Deliverer:
         except Exception:
             logger.warning("Closing the mail connection failed.", exc_info=True)
 
-    def deliver(self, email_ids):
+    def deliver(self, email_ids, held=False):
         """Send each of these messages that is still due; return
         ``{email_id: status}`` for the ones this process claimed. A message
-        that another process sent meanwhile is left out."""
+        that another process sent meanwhile is left out.
+
+        ``held`` is for the run that queued the messages: it may take them
+        during the time they are held back from other senders.
+        """
+        eligible = _held_or_due if held else _due
         results = {}
         email_ids = sorted(email_ids)
         for start in range(0, len(email_ids), self.chunk_size):
@@ -139,13 +215,13 @@ class Deliverer:
             )
             logs = []
             for email in emails:
-                status = self._deliver_one(email, logs)
+                status = self._deliver_one(email, eligible, logs)
                 if status is not None:
                     results[email.pk] = status
             Log.objects.bulk_create(logs)
         return results
 
-    def _deliver_one(self, email, logs):
+    def _deliver_one(self, email, eligible, logs):
         """Claim, send and commit one message.
 
         The claim is an UPDATE that marks the message sent; its row lock is
@@ -157,7 +233,7 @@ class Deliverer:
         try:
             with transaction.atomic():
                 claimed = Email.objects.filter(
-                    _due(now), pk=email.pk, status__in=PENDING
+                    eligible(now), pk=email.pk, status__in=PENDING
                 ).update(status=STATUS.sent, last_updated=now)
                 if not claimed:
                     return None

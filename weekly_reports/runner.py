@@ -6,6 +6,7 @@ with its ledger rows; delivery then follows batch by batch, so memory stays
 flat however many domains there are.
 """
 
+import datetime
 import logging
 from collections import defaultdict
 from contextlib import ExitStack
@@ -21,7 +22,7 @@ from post_office.models import PRIORITY, STATUS, Email, Log
 from post_office.signals import email_queued
 
 from . import conf
-from .delivery import PENDING, Deliverer, sender_lock
+from .delivery import PENDING, deliver, sender_lock
 from .exceptions import ReportError
 from .models import Delivery
 from .rendering import ReportTemplate, context_for, headers_for
@@ -106,7 +107,7 @@ class WeeklyRun:
         self.queue_only = queue_only or post_office_settings.get_celery_enabled()
         self.Domain = conf.get_domain_model()
         self.batch_size = conf.get("BATCH_SIZE")
-        self._deliverer = None
+        self._hold = datetime.timedelta(seconds=conf.get("HOLD_SECONDS"))
         self._lock_held = None
 
     def execute(self, on_report=None, on_batch=None):
@@ -135,7 +136,6 @@ class WeeklyRun:
             )
 
         with ExitStack() as cleanup:
-            cleanup.callback(self._close_deliverer)
             self._cleanup = cleanup
             for batch in self._domain_batches():
                 for report in self._process_batch(batch, template):
@@ -313,6 +313,7 @@ class WeeklyRun:
         emails, links, new_rows, changed_rows = [], [], [], []
         touched, to_deliver = {}, []
         now = timezone.now()
+        held_until = None if self.queue_only else now + self._hold
         for report in reports:
             row = ledger.get(report.domain_pk)
             reason = report.skip_reason()
@@ -358,6 +359,7 @@ class WeeklyRun:
                         status=STATUS.queued,
                         priority=PRIORITY.medium,
                         template=template.email_template,
+                        scheduled_time=held_until,
                     )
                 )
                 links.append(row)
@@ -407,13 +409,7 @@ class WeeklyRun:
         if not self._lock_held:
             return {}
 
-        if self._deliverer is None:
-            self._deliverer = Deliverer()
-        return self._deliverer.deliver(email_ids)
-
-    def _close_deliverer(self):
-        if self._deliverer is not None:
-            self._deliverer.close()
+        return deliver(email_ids, processes=conf.get("DELIVERY_PROCESSES"), held=True)
 
     def _record_outcomes(self, reports, touched, results):
         """Settle the ledger rows this run decided and copy their state onto
@@ -505,12 +501,13 @@ def _delivered_recipients(deliveries):
 
 
 def _pending_emails(deliveries):
-    """Queued messages of ledger rows, left behind by an interrupted run."""
+    """First attempts of ledger rows, left queued by an interrupted run.
+    Retries wait for their time and belong to the retry sender."""
     pending = defaultdict(list)
     links = _link_rows(deliveries)
     if links is not None:
         for delivery_id, email_id in links.filter(
-            email__status__in=PENDING
+            email__status=STATUS.queued
         ).values_list("delivery_id", "email_id"):
             pending[delivery_id].append(email_id)
     return pending
