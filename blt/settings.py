@@ -133,10 +133,19 @@ if _override:
 # A cached template can outlive an admin edit in a long-lived process.
 POST_OFFICE_TEMPLATE_CACHE = False
 
+# Celery, used when MAIL_CELERY is true: workers queue and deliver batches.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="weekly_reports")
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
 WEEKLY_REPORTS_DOMAIN_MODEL = "website.Domain"
 WEEKLY_REPORTS_ISSUE_MODEL = "website.Issue"
 WEEKLY_REPORTS = {
     "LIST_ID_DOMAIN": f"weekly-reports.{urlsplit(SITE_URL).hostname}",
+    "BATCH_SIZE": env.int("WEEKLY_REPORTS_BATCH_SIZE", default=500),
+    "DELIVERY_PROCESSES": env.int("WEEKLY_REPORTS_DELIVERY_PROCESSES", default=1),
     "SCHEDULE": env.str("WEEKLY_REPORTS_SCHEDULE", default="0 9 * * 1"),
     "RETRY_SCHEDULE": env.str(
         "WEEKLY_REPORTS_RETRY_SCHEDULE", default="5-59/10 * * * *"

@@ -45,6 +45,8 @@ DEFAULTS = {
     # itself stays out of other senders' sight; after a crash,
     # send_queued_mail delivers it once this has passed.
     "HOLD_SECONDS": 900,
+    # Seconds run_weekly waits for one batch handed to a Celery worker.
+    "CELERY_BATCH_TIMEOUT": 600,
     # Seconds run_weekly waits for post_office's sender lock before it
     # leaves its queued mail to the retry sender.
     "LOCK_WAIT": 300,

@@ -81,6 +81,23 @@ class Report:
             return Reason.UNSUBSCRIBED
         return None
 
+    @classmethod
+    def from_json(cls, data, week):
+        """Rebuild a report from ``as_json()``, as a Celery worker sends it."""
+        return cls(
+            domain_pk=None,
+            domain_name=data["domain"],
+            organization=data["organization"],
+            email=data["email"],
+            is_active=True,
+            is_subscribed=True,
+            extra_recipients=[],
+            week=week,
+            figures=Figures.from_dict(data),
+            status=data["status"],
+            reason=data["reason"],
+        )
+
     def as_json(self):
         return {
             "domain": self.domain_name,

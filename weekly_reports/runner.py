@@ -103,11 +103,15 @@ class WeeklyRun:
         self.domain_names = sorted(set(domain_names or []))
         self.dry_run = dry_run
         self.force = force
-        # Celery workers deliver on their own once mail is queued.
-        self.queue_only = queue_only or post_office_settings.get_celery_enabled()
+        # With post_office's Celery integration on, workers compute, queue
+        # and deliver each batch; this process only hands the batches out.
+        self.celery = post_office_settings.get_celery_enabled() and not dry_run
+        self.queue_only = queue_only or self.celery
+        # Mail that a worker of this run delivers itself is held back from
+        # other senders; mail left to send_queued_mail is not.
+        self.hold = not queue_only
         self.Domain = conf.get_domain_model()
         self.batch_size = conf.get("BATCH_SIZE")
-        self._hold = datetime.timedelta(seconds=conf.get("HOLD_SECONDS"))
         self._lock_held = None
 
     def execute(self, on_report=None, on_batch=None):
@@ -135,15 +139,18 @@ class WeeklyRun:
                 )
             )
 
-        with ExitStack() as cleanup:
-            self._cleanup = cleanup
-            for batch in self._domain_batches():
-                for report in self._process_batch(batch, template):
-                    summary.count(report)
-                    if on_report is not None:
-                        on_report(report)
-                if on_batch is not None:
-                    on_batch(len(batch))
+        if self.celery:
+            batches = self._hand_out_batches()
+        else:
+            batches = self._process_batches(template)
+
+        for reports in batches:
+            for report in reports:
+                summary.count(report)
+                if on_report is not None:
+                    on_report(report)
+            if on_batch is not None:
+                on_batch(len(reports))
 
         logger.info("%s", summary.line())
         return summary
@@ -193,17 +200,50 @@ class WeeklyRun:
                 f" and {more} more weeks" if more > 0 else "",
             )
 
+    def _process_batches(self, template):
+        with ExitStack() as cleanup:
+            self._cleanup = cleanup
+            for batch in self._domain_batches():
+                yield self._process_batch(batch, template)
+
+    def _hand_out_batches(self):
+        """Send each batch to a Celery worker, then collect the reports in
+        name order, waiting for each batch in turn."""
+        from .tasks import queue_report_batch
+
+        pending = [
+            queue_report_batch.delay(
+                str(self.week), [row["pk"] for row in batch], self.force
+            )
+            for batch in self._domain_batches()
+        ]
+        timeout = conf.get("CELERY_BATCH_TIMEOUT")
+        for result in pending:
+            yield [
+                Report.from_json(data, self.week)
+                for data in result.get(timeout=timeout, disable_sync_subtasks=False)
+            ]
+
+    def process_domains(self, domain_pks):
+        """Compute, claim, queue and (unless queue-only) deliver the reports
+        of these domains, as one batch; return them. For Celery workers."""
+        template = ReportTemplate.load()
+        rows = list(self._domain_rows().filter(pk__in=domain_pks))
+        with ExitStack() as cleanup:
+            self._cleanup = cleanup
+            return self._process_batch(rows, template)
+
     def _domains(self):
         domains = self.Domain.objects.all()
         if self.domain_names:
             domains = domains.filter(name__in=self.domain_names)
         return domains
 
-    def _domain_batches(self):
-        """Yield lists of domain rows, ordered by name code point by code
-        point (as Python sorts), whatever the database's collation."""
+    def _domain_rows(self):
+        """Domain rows ordered by name code point by code point (as Python
+        sorts), whatever the database's collation."""
         collation = "C" if connection.vendor == "postgresql" else "BINARY"
-        rows = (
+        return (
             self._domains()
             .annotate(sort_name=Collate(F("name"), collation))
             .order_by("sort_name")
@@ -218,6 +258,10 @@ class WeeklyRun:
                 extra_recipients=F("weekly_report_subscription__extra_recipients"),
             )
         )
+
+    def _domain_batches(self):
+        """Yield lists of domain rows in name order, by keyset pagination."""
+        rows = self._domain_rows()
         last_name = None
         while True:
             page = rows if last_name is None else rows.filter(sort_name__gt=last_name)
@@ -271,10 +315,19 @@ class WeeklyRun:
                 logger.info("Ledger rows appeared concurrently; claiming again.")
 
         results = {}
-        if to_deliver and not self.queue_only:
+        if to_deliver and self.celery:
+            self._hand_out_delivery(to_deliver)
+        elif to_deliver and not self.queue_only:
             results = self._deliver(to_deliver)
         self._record_outcomes(reports, touched, results)
         return reports
+
+    def _hand_out_delivery(self, email_ids):
+        from .tasks import deliver_emails
+
+        size = conf.post_office_batch_size()
+        for start in range(0, len(email_ids), size):
+            deliver_emails.delay(email_ids[start : start + size])
 
     def _preview(self, reports):
         ledger = dict(
@@ -313,7 +366,8 @@ class WeeklyRun:
         emails, links, new_rows, changed_rows = [], [], [], []
         touched, to_deliver = {}, []
         now = timezone.now()
-        held_until = None if self.queue_only else now + self._hold
+        hold = datetime.timedelta(seconds=conf.get("HOLD_SECONDS"))
+        held_until = now + hold if self.hold else None
         for report in reports:
             row = ledger.get(report.domain_pk)
             reason = report.skip_reason()
@@ -376,7 +430,10 @@ class WeeklyRun:
         )
         to_deliver.extend(email.pk for email in emails)
 
-        if emails:
+        if emails and not self.celery:
+            # Receivers of post_office's signal learn of the new mail as if
+            # post_office had queued it. Celery workers deliver this run's
+            # mail through their own task instead.
             transaction.on_commit(
                 lambda: email_queued.send(sender=Email, emails=emails)
             )

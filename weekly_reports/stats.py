@@ -72,6 +72,16 @@ class Figures:
     def total(self):
         return self.open + self.closed
 
+    @classmethod
+    def from_dict(cls, data):
+        return cls(
+            open=data["open"],
+            closed=data["closed"],
+            opened_this_week=data["opened_this_week"],
+            closed_this_week=data["closed_this_week"],
+            recent=[RecentIssue(pk=None, **issue) for issue in data["recent"]],
+        )
+
     def as_dict(self):
         return {
             "open": self.open,
