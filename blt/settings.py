@@ -145,6 +145,7 @@ WEEKLY_REPORTS_ISSUE_MODEL = "website.Issue"
 WEEKLY_REPORTS = {
     "LIST_ID_DOMAIN": f"weekly-reports.{urlsplit(SITE_URL).hostname}",
     "BATCH_SIZE": env.int("WEEKLY_REPORTS_BATCH_SIZE", default=500),
+    "PROCESSES": env.int("WEEKLY_REPORTS_PROCESSES", default=1),
     "DELIVERY_PROCESSES": env.int("WEEKLY_REPORTS_DELIVERY_PROCESSES", default=1),
     "SCHEDULE": env.str("WEEKLY_REPORTS_SCHEDULE", default="0 9 * * 1"),
     "RETRY_SCHEDULE": env.str(

@@ -1,22 +1,85 @@
+import os
+
 import pytest
 from django.core.management import call_command
 
 from tests.smtp import SMTPServer
+from tests.subprocesses import (
+    ROOT,
+    PausePoint,
+    Process,
+    SideDatabases,
+    environment,
+    manage,
+    seed_fixture,
+    write_fixture,
+)
+
+# Domains in the side databases' template: app01.example to app12.example.
+SEEDED_DOMAINS = 12
+
+
+def send_mail_to(settings, server):
+    """Point the project's mail at ``server``, running or not."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 10
 
 
 @pytest.fixture
 def smtp_server(settings):
     """A real SMTP server on loopback that the project's mail goes to."""
     with SMTPServer() as server:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = server.port
-        settings.EMAIL_USE_TLS = False
-        settings.EMAIL_USE_SSL = False
-        settings.EMAIL_HOST_USER = ""
-        settings.EMAIL_HOST_PASSWORD = ""
-        settings.EMAIL_TIMEOUT = 10
+        send_mail_to(settings, server)
         yield server
+
+
+@pytest.fixture
+def stopped_smtp_server(settings):
+    """The project's mail goes to this SMTP server, which is down until the
+    test calls its ``start()``."""
+    server = SMTPServer()
+    send_mail_to(settings, server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def side_databases(tmp_path_factory):
+    """Maker of databases for subprocesses; drops them all at the end."""
+    databases = SideDatabases(tmp_path_factory.mktemp("side-databases"))
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def side_template(side_databases, tmp_path_factory):
+    """A migrated side database with SEEDED_DOMAINS domains, to be copied."""
+    template = side_databases.create()
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "tests.settings_subprocess",
+        "DATABASE_URL": template.url,
+    }
+    fixture = write_fixture(
+        tmp_path_factory.mktemp("seed") / "domains.json", seed_fixture(SEEDED_DOMAINS)
+    )
+    for args in (["migrate", "--no-input"], ["loaddata", str(fixture)]):
+        result = manage(env, *args, timeout=120)
+        if result.returncode:
+            pytest.fail(f"manage.py {' '.join(args)} failed in {ROOT}:\n{result.stderr}")
+    return template
+
+
+@pytest.fixture
+def side_database(side_databases, side_template):
+    """A fresh copy of the seeded template, for one test's subprocesses."""
+    return side_databases.create(template=side_template)
 
 
 @pytest.fixture
@@ -54,3 +117,51 @@ def run_weekly():
         return CommandResult(status, stdout.getvalue(), stderr.getvalue())
 
     return run
+
+
+@pytest.fixture
+def background(tmp_path):
+    """Start ``manage.py`` processes in the background; whatever still runs
+    when the test ends is killed."""
+    started = []
+
+    def start(env, *args):
+        process = Process(env, *args, output_dir=tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.popen.poll() is None:
+            process.kill()
+
+
+@pytest.fixture
+def subprocess_env(side_database, smtp_server, tmp_path):
+    """Make the environment of a subprocess working on this test's side
+    database and SMTP server, in batches of four domains.
+
+    ``host`` names the process's temporary directory, where post_office's
+    sender lock lives: processes of two hosts do not share it.
+    """
+
+    def make(host="host", **variables):
+        return environment(
+            side_database,
+            smtp_server.port,
+            tmp_path / host,
+            WEEKLY_REPORTS_BATCH_SIZE=4,
+            **variables,
+        )
+
+    return make
+
+
+@pytest.fixture
+def pause_at(tmp_path):
+    """Make a PausePoint: before the ``nth`` statement holding ``sql``."""
+
+    def point(sql, nth=1):
+        return PausePoint(tmp_path / "pause", sql, nth)
+
+    return point

@@ -1,38 +1,412 @@
-from django.contrib import admin
-from django.urls import reverse
+"""The weekly reports in the Django admin.
+
+- Weekly reports › Domains: every domain of the host with its report state,
+  a toggle per row, bulk actions, filters and further recipients.
+- Weekly reports › Report deliveries: the ledger, read-only, with a "send
+  again" action.
+- post_office's Email and EmailTemplate admins are replaced by subclasses:
+  the Email admin resends only on POST, and the template admin previews the
+  weekly report, mails a test, refuses broken templates with their line and
+  restores the shipped default. Neither loads assets from a CDN.
+
+Every custom URL goes through ``admin_site.admin_view`` (login and staff
+check) and changes state on POST only.
+"""
+
+import logging
+from collections import defaultdict
+
+# post_office registers its admins when this module is imported; importing it
+# here, before this app's replacements, lets them be unregistered whichever
+# app comes first in INSTALLED_APPS.
+from post_office import admin as post_office_admin  # isort: skip
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import BooleanField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from post_office.models import STATUS, Email, EmailTemplate
 
-from .models import Delivery, Subscription
+from . import conf
+from .admin_filters import (
+    ChangedThroughFilter,
+    EmailFilter,
+    LastReportFilter,
+    ReportStateFilter,
+    WeekFilter,
+    email_state,
+)
+from .email_template import forget_cached, is_shipped_default, restore_shipped_default
+from .exceptions import ReportError, TemplateProblem
+from .forms import TEMPLATE_PARTS, EmailTemplateForm, PreviewForm, SubscriptionForm
+from .models import Delivery, ReportDomain, Subscription
+from .preview import (
+    PREVIEW_CSP,
+    build_report,
+    render_report,
+    sample_report,
+    send_test,
+)
+from .rendering import ReportTemplate
+from .runner import WeeklyRun, settle
+from .weeks import IsoWeek
+
+logger = logging.getLogger(__name__)
+
+# Domain names offered in the preview's domain field, at most.
+PREVIEW_DOMAIN_CHOICES = 500
 
 
-@admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["domain", "is_subscribed", "changed_at", "changed_by"]
-    list_editable = ["is_subscribed"]
-    list_filter = ["is_subscribed", "changed_by"]
-    search_fields = ["domain__name", "domain__organization__name"]
-    raw_id_fields = ["domain"]
-    readonly_fields = ["changed_at", "changed_by"]
+def domains(count):
+    return f"{count} domain{'' if count == 1 else 's'}"
+
+
+def set_report_state(queryset, subscribed, source=Subscription.Source.ADMIN):
+    """Turn the report on or off for these domains; return how many changed.
+
+    A domain whose report is already in that state keeps its record of who
+    set it, and a domain nobody ever turned on or off gets its row only when
+    its state changes.
+    """
+    changed = 0
+    default = conf.get("SUBSCRIBED_BY_DEFAULT")
+    with transaction.atomic():
+        for pk, report_on in queryset.values_list("pk", "report_on"):
+            if report_on == subscribed:
+                continue
+            subscription, _ = Subscription.objects.get_or_create(
+                domain_id=pk, defaults={"is_subscribed": default}
+            )
+            changed += subscription.set_subscribed(subscribed, source)
+    return changed
+
+
+class SubscriptionInline(admin.StackedInline):
+    """The domain's report state and further recipients.
+
+    One form always shows; it is saved only when changed, so a domain that
+    nobody turns on or off keeps following ``SUBSCRIBED_BY_DEFAULT``.
+    """
+
+    model = Subscription
+    form = SubscriptionForm
+    fields = ["is_subscribed", "extra_recipients", "last_change"]
+    readonly_fields = ["last_change"]
+    can_delete = False
+    extra = 0
+    min_num = 1
+    max_num = 1
+    verbose_name = "weekly report"
+    verbose_name_plural = "weekly report"
+
+    @admin.display(description="turned on or off")
+    def last_change(self, obj):
+        return describe_change(obj if obj.pk else None)
+
+
+def describe_change(subscription):
+    """How and when the report was last turned on or off, or "never"."""
+    if subscription is None or subscription.changed_by == Subscription.Source.DEFAULT:
+        return "never"
+    moment = timezone.localtime(subscription.changed_at)
+    source = subscription.get_changed_by_display()
+    return f"through the {source}, {moment:%Y-%m-%d %H:%M}"
+
+
+@admin.register(ReportDomain)
+class ReportDomainAdmin(admin.ModelAdmin):
+    """Every domain of the host, with its weekly report state.
+
+    The host's own domain admin stays as it is; this list is a proxy of the
+    same model, so it covers every domain, including the ones nobody ever
+    turned on or off, without a row per domain having to exist first.
+    """
+
+    list_display = [
+        "name",
+        "organization_name",
+        "email_address",
+        "report_state",
+        "changed",
+        "extra_recipient_count",
+        "last_report",
+    ]
+    list_filter = [
+        ReportStateFilter,
+        EmailFilter,
+        LastReportFilter,
+        ChangedThroughFilter,
+    ]
+    search_fields = ["name", "organization__name"]
+    actions = ["turn_report_on", "turn_report_off"]
+    fields = [
+        "name",
+        "organization_name",
+        "email_address",
+        "is_active",
+        "report_recipients",
+        "preview_link",
+    ]
+    readonly_fields = fields
+    inlines = [SubscriptionInline]
+
+    class Media:
+        css = {"all": ["weekly_reports/admin.css"]}
+
+    def get_queryset(self, request):
+        latest = Delivery.objects.filter(domain=OuterRef("pk")).order_by("-week")
+        default = Value(conf.get("SUBSCRIBED_BY_DEFAULT"), output_field=BooleanField())
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("organization", "weekly_report_subscription")
+            .annotate(
+                report_on=Coalesce(
+                    "weekly_report_subscription__is_subscribed", default
+                ),
+                last_week=Subquery(latest.values("week")[:1]),
+                last_status=Subquery(latest.values("status")[:1]),
+            )
+        )
+
+    def has_add_permission(self, request):
+        # Domains are added in the host's own admin.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_list_display(self, request):
+        # The toggle posts the list's own form, which exists only for users
+        # who may run the list's actions.
+        if self.has_change_permission(request):
+            return [
+                "report_toggle" if column == "report_state" else column
+                for column in self.list_display
+            ]
+        return self.list_display
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/report/",
+                self.admin_site.admin_view(self.toggle_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_toggle",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="organization", ordering="organization__name")
+    def organization_name(self, obj):
+        return obj.organization.name if obj.organization_id else "-"
+
+    @admin.display(description="email", ordering="email")
+    def email_address(self, obj):
+        state = email_state(obj.email)
+        if state == "valid":
+            return obj.email.strip()
+        return format_html(
+            '<span class="weekly-report-problem">{}</span> {}',
+            state,
+            obj.email or "",
+        )
+
+    @admin.display(description="report", ordering="report_on", boolean=True)
+    def report_state(self, obj):
+        return obj.report_on
+
+    @admin.display(description="report", ordering="report_on")
+    def report_toggle(self, obj):
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_toggle",
+            args=[obj.pk],
+        )
+        state, turn_to, title = (
+            ("on", "off", "Turn the report off")
+            if obj.report_on
+            else ("off", "on", "Turn the report on")
+        )
+        # A button of the changelist's own form: it carries the form's CSRF
+        # token, and formaction sends it to this domain's toggle URL.
+        return format_html(
+            '<button type="submit" class="weekly-report-toggle is-{}" '
+            'formaction="{}" name="report" value="{}" title="{}" '
+            'aria-label="{}: {}">{}</button>',
+            state,
+            url,
+            turn_to,
+            title,
+            title,
+            obj.name,
+            state,
+        )
+
+    @admin.display(
+        description="turned on or off",
+        ordering="weekly_report_subscription__changed_at",
+    )
+    def changed(self, obj):
+        return describe_change(self._subscription(obj))
+
+    @admin.display(description="extra recipients")
+    def extra_recipient_count(self, obj):
+        subscription = self._subscription(obj)
+        if subscription is None:
+            return 0
+        return len(subscription.extra_recipients.split())
+
+    @admin.display(description="last report", ordering="last_week")
+    def last_report(self, obj):
+        if obj.last_week is None:
+            return "never"
+        url = reverse("admin:weekly_reports_delivery_changelist")
+        return format_html(
+            '<a href="{}?domain__id__exact={}">{}: {}</a>',
+            url,
+            obj.pk,
+            obj.last_week,
+            obj.last_status,
+        )
+
+    @admin.display(description="recipients of the next report")
+    def report_recipients(self, obj):
+        subscription = self._subscription(obj)
+        extras = subscription.extra_recipients.split() if subscription else []
+        own = (obj.email or "").strip()
+        addresses = ([own] if email_state(own) == "valid" else []) + extras
+        return format_html_join(mark_safe("<br>"), "{}", ((a,) for a in addresses))
+
+    @admin.display(description="preview")
+    def preview_link(self, obj):
+        url = reverse("weekly_reports:preview", args=[obj.name])
+        return format_html('<a href="{}">This week\'s report as mailed</a>', url)
+
+    @staticmethod
+    def _subscription(obj):
+        return getattr(obj, "weekly_report_subscription", None)
 
     def save_model(self, request, obj, form, change):
-        if "is_subscribed" in form.changed_data or not change:
-            obj.changed_by = Subscription.Source.ADMIN
-            obj.changed_at = timezone.now()
-        super().save_model(request, obj, form, change)
+        # Every domain field here is read-only: the host's admin edits them.
+        # Saving would only touch the host's ``modified`` column.
+        pass
+
+    def save_formset(self, request, form, formset, change):
+        for inline_form in formset.forms:
+            if "is_subscribed" in inline_form.changed_data:
+                inline_form.instance.changed_by = Subscription.Source.ADMIN
+                inline_form.instance.changed_at = timezone.now()
+        formset.save()
+
+    def toggle_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+
+        wanted = request.POST.get("report")
+        if wanted not in ("on", "off"):
+            return HttpResponseRedirect(self._changelist_url(request))
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No domain has the id {object_id!r}.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+
+        queryset = self.get_queryset(request).filter(pk=obj.pk)
+        changed = set_report_state(queryset, wanted == "on")
+        self.log_change(request, obj, f"Turned the weekly report {wanted}.")
+        if changed:
+            self.message_user(
+                request,
+                f"The weekly report for {obj.name} is now {wanted}.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request, f"The weekly report for {obj.name} was already {wanted}."
+            )
+        return HttpResponseRedirect(self._changelist_url(request))
+
+    def _changelist_url(self, request):
+        """The list the toggle was pressed in, with its filters, or the
+        plain list."""
+        changelist = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"
+        )
+        referer = request.headers.get("referer", "")
+        same_site = url_has_allowed_host_and_scheme(
+            referer,
+            allowed_hosts={request.get_host()},
+            require_https=request.is_secure(),
+        )
+        if same_site and changelist in referer:
+            return referer
+        return changelist
+
+    @admin.action(
+        description="Turn the report on for the selected domains",
+        permissions=["change"],
+    )
+    def turn_report_on(self, request, queryset):
+        self._turn(request, queryset, subscribed=True)
+
+    @admin.action(
+        description="Turn the report off for the selected domains",
+        permissions=["change"],
+    )
+    def turn_report_off(self, request, queryset):
+        self._turn(request, queryset, subscribed=False)
+
+    def _turn(self, request, queryset, subscribed):
+        selected = queryset.count()
+        changed = set_report_state(queryset, subscribed)
+        state = "on" if subscribed else "off"
+        message = f"Turned the report {state} for {domains(changed)}"
+        if selected != changed:
+            message += f"; {domains(selected - changed)} had it {state} already"
+        self.message_user(request, message + ".", messages.SUCCESS)
 
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     """The ledger, read-only: it is the record of what went out."""
 
-    list_display = ["week", "domain_name", "recipients", "status", "reason", "updated"]
-    list_filter = ["status", "week", "reason"]
+    list_display = [
+        "week",
+        "domain_link",
+        "recipients",
+        "status",
+        "reason_or_error",
+        "message_links",
+        "updated",
+    ]
+    list_filter = [WeekFilter, "status", "reason"]
     search_fields = ["domain_name", "recipients"]
     date_hierarchy = "created"
-    readonly_fields = ["messages"]
-    exclude = ["emails"]
+    ordering = ["-week", "domain_name"]
+    actions = ["send_again"]
+    fields = [
+        "week",
+        "domain_link",
+        "recipients",
+        "status",
+        "reason",
+        "error",
+        "message_links",
+        "created",
+        "updated",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("emails")
 
     def has_add_permission(self, request):
         return False
@@ -43,10 +417,366 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_send_permission(self, request):
+        """Whether the user may send reports again: the model's change
+        permission, which the read-only pages never use otherwise."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_delivery")
+
+    @admin.display(description="domain", ordering="domain_name")
+    def domain_link(self, obj):
+        if obj.domain_id is None:
+            return format_html("{} <small>(deleted)</small>", obj.domain_name)
+        url = reverse("admin:weekly_reports_reportdomain_change", args=[obj.domain_id])
+        return format_html('<a href="{}">{}</a>', url, obj.domain_name)
+
+    @admin.display(description="skip reason or error")
+    def reason_or_error(self, obj):
+        return obj.reason or obj.error or ""
+
     @admin.display(description="messages")
-    def messages(self, obj):
+    def message_links(self, obj):
+        emails = sorted(obj.emails.all(), key=lambda email: email.pk)
         links = (
-            (reverse("admin:post_office_email_change", args=[email.pk]), email)
-            for email in obj.emails.order_by("pk")
+            (
+                reverse("admin:post_office_email_change", args=[email.pk]),
+                ", ".join(email.to),
+                email.get_status_display() if email.status is not None else "",
+            )
+            for email in emails
         )
-        return format_html_join(mark_safe("<br>"), '<a href="{}">{}</a>', links)
+        return format_html_join(mark_safe("<br>"), '<a href="{}">{}</a> {}', links)
+
+    @admin.action(
+        description="Send the selected reports again",
+        permissions=["send"],
+    )
+    def send_again(self, request, queryset):
+        rows = list(queryset.select_related("domain").order_by("week", "domain_name"))
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Send these reports again?",
+                "opts": self.opts,
+                "rows": rows,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/weekly_reports/delivery/send_again.html", context
+            )
+
+        names_by_week = defaultdict(list)
+        for row in rows:
+            if row.domain_id is None:
+                self.message_user(
+                    request,
+                    f"Not sent again: {row.domain_name} was deleted.",
+                    messages.WARNING,
+                )
+            else:
+                names_by_week[row.week].append(row.domain.name)
+
+        for week, names in names_by_week.items():
+            self._send_week_again(request, week, names)
+        return None
+
+    def _send_week_again(self, request, week, names):
+        try:
+            run = WeeklyRun(week=IsoWeek.parse(week), domain_names=names, force=True)
+            summary = run.execute()
+        except ReportError as error:
+            self.message_user(request, f"Nothing sent again: {error}", messages.ERROR)
+            return
+
+        failed = summary.failed or summary.deferred
+        self.message_user(
+            request,
+            summary.line() + ".",
+            messages.ERROR if failed else messages.SUCCESS,
+        )
+
+
+admin.site.unregister(Email)
+
+
+@admin.register(Email)
+class EmailAdmin(post_office_admin.EmailAdmin):
+    """post_office's Email admin, except that a message is resent by a POST
+    alone: its own admin resent on a plain GET, which a prefetching browser
+    or a crawler on a shared link could trigger."""
+
+    change_form_template = "admin/weekly_reports/email/change_form.html"
+    actions = ["requeue_selected"]
+
+    class Media:
+        css = {"all": ["weekly_reports/admin.css"]}
+
+    def resend(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+
+        instance = self._get_object_or_deny(request, pk, "change")
+        status = instance.dispatch()
+        settle(instance.weekly_report_deliveries.all())
+        if status == STATUS.sent:
+            self.message_user(request, "The message was sent again.", messages.SUCCESS)
+        else:
+            last = instance.logs.order_by("-date", "-pk").first()
+            reason = f": {last.message}" if last and last.message else "."
+            self.message_user(
+                request, f"Sending the message again failed{reason}", messages.ERROR
+            )
+        return HttpResponseRedirect(
+            reverse("admin:post_office_email_change", args=[instance.pk])
+        )
+
+    @admin.action(description="Requeue the selected emails", permissions=["change"])
+    def requeue_selected(self, request, queryset):
+        count = queryset.update(status=STATUS.queued)
+        self.message_user(
+            request,
+            f"Requeued {count} email{'' if count == 1 else 's'} for the next "
+            "send_queued_mail.",
+            messages.SUCCESS,
+        )
+
+
+admin.site.unregister(EmailTemplate)
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(post_office_admin.EmailTemplateAdmin):
+    """post_office's template admin with, on the weekly report template, a
+    preview of the form as it stands, a test mail to oneself and a way back
+    to the shipped default."""
+
+    form = EmailTemplateForm
+    change_form_template = "admin/weekly_reports/emailtemplate/change_form.html"
+
+    class Media:
+        css = {"all": ["weekly_reports/admin.css"]}
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/preview/",
+                wrap(xframe_options_sameorigin(self.preview_view)),
+                name="weekly_reports_template_preview",
+            ),
+            path(
+                "<path:object_id>/send-test/",
+                wrap(xframe_options_sameorigin(self.send_test_view)),
+                name="weekly_reports_template_send_test",
+            ),
+            path(
+                "<path:object_id>/restore-default/",
+                wrap(self.restore_view),
+                name="weekly_reports_template_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def is_report_template(obj):
+        return (
+            obj is not None
+            and obj.name == conf.get("TEMPLATE_NAME")
+            and not obj.language
+            and obj.default_template_id is None
+        )
+
+    def get_inline_instances(self, request, obj=None):
+        # run_weekly reads the default-language template alone; translations
+        # of it would be edited here and never sent.
+        if self.is_report_template(obj):
+            return []
+        return super().get_inline_instances(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_cached(obj.name, *([form.initial["name"]] if change else []))
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        forget_cached(obj.name)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if self.is_report_template(obj):
+            context.update(self._preview_controls(obj))
+        return super().change_view(request, object_id, form_url, context)
+
+    def _preview_controls(self, obj):
+        Domain = conf.get_domain_model()
+        names = list(
+            Domain.objects.order_by("name").values_list("name", flat=True)[
+                :PREVIEW_DOMAIN_CHOICES
+            ]
+        )
+        first_recipient = (
+            Domain.objects.filter(is_active=True, email__contains="@")
+            .order_by("name")
+            .values_list("name", flat=True)
+            .first()
+        )
+        initial = {
+            "domain": first_recipient or (names[0] if names else ""),
+            "week": str(IsoWeek.last_complete()),
+        }
+        preview_form = PreviewForm(prefix="preview", initial=initial)
+        preview_query = urlencode(
+            {preview_form.add_prefix(key): value for key, value in initial.items()}
+        )
+        return {
+            "preview_form": preview_form,
+            "preview_domains": names,
+            "preview_url": reverse(
+                "admin:weekly_reports_template_preview", args=[obj.pk]
+            ),
+            "preview_query": preview_query,
+            "send_test_url": reverse(
+                "admin:weekly_reports_template_send_test", args=[obj.pk]
+            ),
+            "restore_url": reverse(
+                "admin:weekly_reports_template_restore", args=[obj.pk]
+            ),
+            "is_shipped_default": is_shipped_default(obj),
+        }
+
+    def _report_template_or_404(self, request, object_id, permission):
+        obj = self.get_object(request, unquote(object_id))
+        if not self.is_report_template(obj):
+            raise Http404("Only the weekly report template has a preview.")
+        if not getattr(self, f"has_{permission}_permission")(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def preview_view(self, request, object_id):
+        """The template as it stands in the posted form (or as saved, on a
+        GET), rendered for the chosen domain and week."""
+        obj = self._report_template_or_404(request, object_id, "view")
+        if request.method == "POST":
+            rendered, status, problem = self._render_preview(obj, request.POST)
+        else:
+            rendered, status, problem = self._render_preview(
+                obj, request.GET, saved=True
+            )
+        return self._preview_response(request, obj, rendered, problem, status)
+
+    def send_test_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+
+        obj = self._report_template_or_404(request, object_id, "view")
+        rendered, status, problem = self._render_preview(obj, request.POST)
+        address = request.user.email
+        if rendered is None:
+            self.message_user(
+                request, "Nothing was sent: the preview failed.", messages.ERROR
+            )
+        elif not address:
+            self.message_user(
+                request,
+                "Nothing was sent: your user account has no email address.",
+                messages.ERROR,
+            )
+        else:
+            self._send_test(request, rendered, address)
+        return self._preview_response(request, obj, rendered, problem, status)
+
+    def _send_test(self, request, rendered, address):
+        report = rendered.report
+        try:
+            send_test(rendered, address)
+        except Exception as error:
+            # Whatever the mail backend raises is reported to the editor.
+            logger.warning(
+                "Sending a test report to %s failed.", address, exc_info=True
+            )
+            self.message_user(
+                request,
+                f"Sending the test to {address} failed: {error}",
+                messages.ERROR,
+            )
+            return
+        self.message_user(
+            request,
+            f"Sent this preview ({report.domain_name}, {report.week}) to {address}.",
+            messages.SUCCESS,
+        )
+
+    def _render_preview(self, obj, data, saved=False):
+        """Return ``(rendered report or None, HTTP status, problem)`` for the
+        template parts in ``data``, or the saved ones."""
+        preview_form = PreviewForm(data, prefix="preview")
+        if not preview_form.is_valid():
+            errors = " ".join(
+                error for errors in preview_form.errors.values() for error in errors
+            )
+            return None, 400, f"The preview cannot be shown: {errors}"
+
+        week = preview_form.cleaned_data["week"]
+        name = preview_form.cleaned_data["domain"].strip()
+        report = build_report(name, week) if name else sample_report(week)
+        if report is None:
+            return None, 400, f"No domain is named {name!r}."
+
+        parts = [
+            getattr(obj, field) if saved else data.get(field, getattr(obj, field))
+            for field in TEMPLATE_PARTS
+        ]
+        try:
+            template = ReportTemplate(obj.name, *parts)
+            return render_report(template, report), 200, None
+        except TemplateProblem as problem:
+            return None, 200, str(problem)
+        except Exception as error:
+            # The template is code an editor wrote; whatever fails while it
+            # renders belongs on the page, not in a server error.
+            return None, 200, f"The template fails to render: {error}"
+
+    def _preview_response(self, request, obj, rendered, problem, status):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Preview",
+            "opts": self.opts,
+            "original": obj,
+            "rendered": rendered,
+            "problem": problem,
+            "ledger": None,
+        }
+        response = TemplateResponse(
+            request,
+            "admin/weekly_reports/emailtemplate/preview.html",
+            context,
+            status=status,
+        )
+        response["Content-Security-Policy"] = PREVIEW_CSP
+        return response
+
+    def restore_view(self, request, object_id):
+        """GET asks; POST puts the shipped subject, text and HTML back."""
+        obj = self._report_template_or_404(request, object_id, "change")
+        change_url = reverse("admin:post_office_emailtemplate_change", args=[obj.pk])
+        if request.method == "POST":
+            restore_shipped_default(obj)
+            self.log_change(request, obj, "Restored the shipped default.")
+            self.message_user(
+                request,
+                f"Restored the shipped default of {obj.name}; the next run sends it.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(change_url)
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Restore the shipped default of {obj.name}?",
+            "opts": self.opts,
+            "original": obj,
+            "change_url": change_url,
+            "is_shipped_default": is_shipped_default(obj),
+        }
+        return TemplateResponse(
+            request, "admin/weekly_reports/emailtemplate/restore_default.html", context
+        )

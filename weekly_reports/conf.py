@@ -38,6 +38,9 @@ DEFAULTS = {
     # second sender exit without a word.
     "SCHEDULE": "0 9 * * 1",
     "RETRY_SCHEDULE": "5-59/10 * * * *",
+    # Forked processes that render, queue and deliver batches of domains
+    # side by side while the main process reads the figures.
+    "PROCESSES": 1,
     # Forked processes that deliver a batch of mail at once, each over its
     # own SMTP connection.
     "DELIVERY_PROCESSES": 1,

@@ -109,3 +109,7 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.domain_name} {self.week}: {self.status}"
+
+
+# The admin's list of domains with their report state; see proxies.py.
+from .proxies import ReportDomain  # noqa: E402, F401

@@ -1,8 +1,11 @@
 """The figures of a weekly report, for many domains at once.
 
-A batch of domains costs two queries whatever its size: one aggregate over
-the counted issues, grouped by domain, and one window query that numbers each
-domain's issues newest first and keeps the first few.
+Two queries serve any number of domains: one aggregate over the counted
+issues, grouped by domain, and one window query that numbers each domain's
+issues newest first and keeps the first few. ``compute_figures`` runs them
+for a list of domains; ``FigureStream`` runs them once for a whole run and
+reads both results as streams in the run's domain order, so that the issue
+table is scanned once rather than once per batch.
 """
 
 from dataclasses import dataclass, field
@@ -93,13 +96,16 @@ class Figures:
         }
 
 
-def counted_issues(domain_ids, week):
+def counted_issues(domains, week):
     """Issues that a report counts: created before the week ends, shown,
-    and not spam. A NULL status is not spam, hence the explicit test."""
+    and not spam. A NULL status is not spam, hence the explicit test.
+
+    ``domains`` is a list of domain ids or a queryset of domains.
+    """
     Issue = conf.get_issue_model()
     return Issue.objects.filter(
         Q(status__isnull=True) | ~Q(status="spam"),
-        domain_id__in=domain_ids,
+        domain__in=domains,
         created__lt=week.end,
         is_hidden=False,
     )
@@ -124,22 +130,72 @@ def compute_figures(domain_ids, week):
         return figures
 
     for row in _aggregate(domain_ids, week):
-        item = figures[row["domain_id"]]
-        item.closed = row["closed"]
-        item.open = row["counted"] - row["closed"]
-        item.opened_this_week = row["opened"]
-        item.closed_this_week = row["closed_in_week"]
+        _add_counts(figures[row["domain_id"]], row)
 
     for domain_id, issue in _recent(domain_ids, week):
         figures[domain_id].recent.append(issue)
     return figures
 
 
-def _aggregate(domain_ids, week):
+class FigureStream:
+    """Figures of a run's domains, read from two streaming queries.
+
+    ``sort_key`` orders the issues' domains exactly as the caller reads the
+    domains, so each stream is consumed in step with them.
+    """
+
+    def __init__(self, domains, week, sort_key):
+        chunk = 2000
+        counts = _aggregate(domains, week, order_by=[sort_key])
+        self._counts = _Peekable(
+            (row["domain_id"], row) for row in counts.iterator(chunk_size=chunk)
+        )
+        self._recent = _Peekable(
+            _recent(domains, week, order_by=[sort_key], chunk_size=chunk)
+        )
+
+    def figures_for(self, domain_id):
+        """The figures of the next domain in order, which must have this id."""
+        figures = Figures()
+        if self._counts.next_is(domain_id):
+            _add_counts(figures, next(self._counts)[1])
+        while self._recent.next_is(domain_id):
+            figures.recent.append(next(self._recent)[1])
+        return figures
+
+
+class _Peekable:
+    """An iterator of rows keyed by domain id, whose next key can be read."""
+
+    _end = object()
+
+    def __init__(self, rows):
+        self._rows = iter(rows)
+        self._next = self._end
+
+    def next_is(self, domain_id):
+        if self._next is self._end:
+            self._next = next(self._rows, self._end)
+        return self._next is not self._end and self._next[0] == domain_id
+
+    def __next__(self):
+        row, self._next = self._next, self._end
+        return row
+
+
+def _add_counts(figures, row):
+    figures.closed = row["closed"]
+    figures.open = row["counted"] - row["closed"]
+    figures.opened_this_week = row["opened"]
+    figures.closed_this_week = row["closed_in_week"]
+
+
+def _aggregate(domains, week, order_by=()):
+    """Rows of counts, one per domain that has counted issues."""
     closed = Q(status="closed")
     return (
-        counted_issues(domain_ids, week)
-        .order_by()
+        counted_issues(domains, week)
+        .order_by(*order_by)
         .values("domain_id")
         .annotate(
             counted=Count("pk"),
@@ -154,7 +210,7 @@ def _aggregate(domain_ids, week):
     )
 
 
-def _recent(domain_ids, week):
+def _recent(domains, week, order_by=(), chunk_size=2000):
     """Yield ``(domain_id, RecentIssue)``, newest first within a domain."""
     Issue = conf.get_issue_model()
     count = conf.get("RECENT_ISSUES")
@@ -162,18 +218,27 @@ def _recent(domain_ids, week):
     prefix = max(_MIN_PREFIX, limit * _PREFIX_PER_CHARACTER)
     labels = label_names()
 
+    # The window numbers the issues on narrow rows; only the few it keeps
+    # are then read with their descriptions, so that a large text is never
+    # loaded for an issue the report does not show.
     newest_first = [F("created").desc(), F("pk").desc()]
-    rows = (
-        counted_issues(domain_ids, week)
+    kept = (
+        counted_issues(domains, week)
         .annotate(
             position=Window(
                 RowNumber(), partition_by=F("domain_id"), order_by=newest_first
-            ),
+            )
+        )
+        .filter(position__lte=count)
+        .values("pk")
+    )
+    rows = (
+        Issue.objects.filter(pk__in=kept)
+        .annotate(
             description_prefix=Substr("description", 1, prefix),
             description_length=Length("description"),
         )
-        .filter(position__lte=count)
-        .order_by("domain_id", *newest_first)
+        .order_by(*(order_by or ["domain_id"]), *newest_first)
         .values_list(
             "domain_id",
             "pk",
@@ -184,16 +249,14 @@ def _recent(domain_ids, week):
         )
     )
 
-    rows = list(rows)
-    cut_short = [row[1] for row in rows if _prefix_too_short(row, prefix, limit)]
-    full_texts = dict(
-        Issue.objects.filter(pk__in=cut_short).values_list("pk", "description")
-        if cut_short
-        else ()
-    )
+    for domain_id, pk, text, length, views, label in rows.iterator(chunk_size):
+        description, was_cut = clean_description(text, limit)
+        if (length or 0) > prefix and not was_cut:
+            # Mostly white space or long clusters: the prefix cannot decide
+            # the cut, so this one description is read whole.
+            text = Issue.objects.values_list("description", flat=True).get(pk=pk)
+            description, _ = clean_description(text, limit)
 
-    for domain_id, pk, text, _length, views, label in rows:
-        description, _ = clean_description(full_texts.get(pk, text), limit)
         yield (
             domain_id,
             RecentIssue(
@@ -204,13 +267,3 @@ def _recent(domain_ids, week):
                 url=issue_url(pk),
             ),
         )
-
-
-def _prefix_too_short(row, prefix, limit):
-    """Whether the prefix alone cannot decide the cut of this description."""
-    _, _, text, length, _, _ = row
-    if (length or 0) <= prefix:
-        return False
-
-    _, was_cut = clean_description(text, limit)
-    return not was_cut

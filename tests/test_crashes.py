@@ -1,0 +1,165 @@
+"""run_weekly killed with SIGKILL at several points, then run again.
+
+Each test runs ``manage.py run_weekly`` in a subprocess against a database of
+its own holding twelve domains, in batches of four, and kills it at a known
+point: stopped before a chosen SQL statement (tests/pausing.py) or while the
+SMTP server holds back its answer. The next run must finish the week so that
+every domain has exactly one report.
+"""
+
+from collections import Counter
+
+import pytest
+
+from tests.conftest import SEEDED_DOMAINS
+from tests.subprocesses import WEEK, address_of, addresses
+
+pytestmark = pytest.mark.slow
+
+EVERY_ADDRESS = Counter(addresses(1, SEEDED_DOMAINS))
+# The aggregate of the first batch's figures: nothing is written yet.
+COMPUTING = 'FROM "website_issue"'
+# The claim of the first message: the first batch is committed to the queue.
+DELIVERING = 'UPDATE "post_office_email"'
+
+
+@pytest.fixture
+def env(subprocess_env):
+    return subprocess_env
+
+
+@pytest.fixture
+def start(background):
+    def run(env, *args):
+        return background(env, "run_weekly", "--week", WEEK, *args)
+
+    return run
+
+
+@pytest.fixture
+def finish(env, start):
+    """Run the week again, undisturbed, to its end; return the process."""
+
+    def run():
+        process = start(env())
+        process.wait(60)
+        return process
+
+    return run
+
+
+def test_run_killed_while_computing_has_queued_nothing(env, start, pause_at, side_database):
+    computing = pause_at(COMPUTING)
+    process = start(env(**computing.env()))
+    computing.wait_for(process)
+
+    process.kill()
+
+    assert side_database.value("SELECT COUNT(*) FROM weekly_reports_delivery") == 0
+    assert side_database.value("SELECT COUNT(*) FROM post_office_email") == 0
+
+
+def test_run_after_a_kill_while_computing_sends_every_report_once(
+    env, start, pause_at, finish, smtp_server, side_database
+):
+    computing = pause_at(COMPUTING)
+    process = start(env(**computing.env()))
+    computing.wait_for(process)
+    process.kill()
+
+    rerun = finish()
+
+    assert rerun.popen.returncode == 0, rerun.stderr
+    assert rerun.last_line() == (
+        f"Weekly reports for {WEEK}: 12 sent, 0 skipped, 0 failed, 0 already sent"
+    )
+    assert Counter(smtp_server.recipients()) == EVERY_ADDRESS
+    assert set(side_database.ledger().values()) == {("sent", "", "")}
+
+
+def test_run_killed_after_queueing_a_batch_leaves_it_queued_and_unsent(
+    env, start, pause_at, smtp_server, side_database
+):
+    delivering = pause_at(DELIVERING)
+    process = start(env(**delivering.env()))
+    delivering.wait_for(process)
+
+    process.kill()
+
+    assert side_database.ledger() == {
+        f"app{n:02d}.example": ("queued", "", "") for n in range(1, 5)
+    }
+    assert side_database.value("SELECT COUNT(*) FROM post_office_email") == 4
+    assert smtp_server.received == []
+
+
+def test_run_after_a_kill_after_queueing_a_batch_sends_every_report_once(
+    env, start, pause_at, finish, smtp_server, side_database
+):
+    delivering = pause_at(DELIVERING)
+    process = start(env(**delivering.env()))
+    delivering.wait_for(process)
+    process.kill()
+
+    rerun = finish()
+
+    assert rerun.popen.returncode == 0, rerun.stderr
+    assert rerun.last_line() == (
+        f"Weekly reports for {WEEK}: 12 sent, 0 skipped, 0 failed, 0 already sent"
+    )
+    assert Counter(smtp_server.recipients()) == EVERY_ADDRESS
+    assert set(side_database.ledger().values()) == {("sent", "", "")}
+
+
+def test_send_queued_mail_delivers_a_killed_runs_batch_once_the_hold_passed(
+    env, start, pause_at, background, smtp_server
+):
+    delivering = pause_at(DELIVERING)
+    process = start(env(WEEKLY_REPORTS_TEST_HOLD_SECONDS=0, **delivering.env()))
+    delivering.wait_for(process)
+    process.kill()
+
+    sender = background(env(), "send_queued_mail")
+    sender.wait(60)
+
+    assert sender.last_line() == "Queued mail: 4 sent, 0 failed, 0 requeued."
+    assert sorted(smtp_server.recipients()) == addresses(1, 4)
+
+
+def test_run_killed_while_the_server_holds_a_message_resends_only_that_one(
+    env, start, finish, smtp_server, side_database
+):
+    # The sixth message, the second of the second batch, never gets its answer.
+    held = smtp_server.stall("DATA", after=5)
+    process = start(env())
+    held.wait_until_holding()
+    process.kill()
+    held.release()
+
+    rerun = finish()
+
+    # The five that went out are settled as sent by the rerun, which sends
+    # the one killed on the wire, the rest of its batch and the last batch.
+    assert rerun.popen.returncode == 0, rerun.stderr
+    assert rerun.last_line() == (
+        f"Weekly reports for {WEEK}: 7 sent, 0 skipped, 0 failed, 5 already sent"
+    )
+    assert Counter(smtp_server.recipients()) == EVERY_ADDRESS
+    assert set(side_database.ledger().values()) == {("sent", "", "")}
+
+
+def test_run_killed_while_delivering_had_sent_the_messages_before(
+    env, start, smtp_server, side_database
+):
+    held = smtp_server.stall("DATA", after=5)
+    process = start(env())
+    held.wait_until_holding()
+
+    process.kill()
+
+    assert smtp_server.recipients() == addresses(1, 5)
+    assert side_database.value(
+        "SELECT COUNT(*) FROM post_office_email WHERE status = 0"
+    ) == 5
+
+

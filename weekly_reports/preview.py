@@ -1,0 +1,142 @@
+"""One domain's report for one week, rendered as it would be mailed.
+
+The admin's template preview and the staff preview page build the report
+from the same pieces as ``run_weekly`` (the figures, the Report and its
+rules, the rendering and the headers); tests/test_preview.py compares a
+preview with the message a run delivers, so the two cannot drift apart.
+"""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from post_office import settings as post_office_settings
+
+from . import conf
+from .models import Delivery, Subscription
+from .rendering import context_for, headers_for
+from .reports import Report, parse_addresses
+from .stats import compute_figures
+
+# Pages that show a rendered report. Its text comes from anyone who filed an
+# issue and its HTML from an editor: no inline script runs, the frame that
+# shows the HTML is sandboxed and inherits this policy, and images load as in
+# a mail client. frame-ancestors is left to X-Frame-Options, because a
+# srcdoc frame inherits it too and would then refuse to show its own page.
+PREVIEW_CSP = (
+    "default-src 'self'; img-src 'self' data: https: http:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+
+# A test message goes to the admin, not to the domain: a mail client must
+# not offer its one-click unsubscribe, which would turn the domain off.
+_HEADERS_LEFT_OUT_OF_TESTS = ("List-Unsubscribe", "List-Unsubscribe-Post")
+
+
+@dataclass
+class RenderedReport:
+    """The parts and headers of one domain's message, and its fate."""
+
+    report: object
+    subject: str
+    text: str
+    html: str
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def recipients(self):
+        return self.report.recipients
+
+    @property
+    def skip_reason(self):
+        return self.report.skip_reason()
+
+
+def build_report(domain_name, week):
+    """Return the Report ``run_weekly`` would compute for this domain and
+    week, or None when no domain has that name."""
+    Domain = conf.get_domain_model()
+    domain = Domain.objects.select_related("organization").filter(name=domain_name)
+    domain = domain.first()
+    if domain is None:
+        return None
+
+    subscription = Subscription.objects.filter(domain=domain).first()
+    if subscription is None:
+        is_subscribed, extra_recipients = conf.get("SUBSCRIBED_BY_DEFAULT"), ""
+    else:
+        is_subscribed = subscription.is_subscribed
+        extra_recipients = subscription.extra_recipients
+    organization = domain.organization.name if domain.organization_id else None
+
+    return Report(
+        domain_pk=domain.pk,
+        domain_name=domain.name,
+        organization=organization or domain.name,
+        email=domain.email.strip() if domain.email is not None else None,
+        is_active=domain.is_active,
+        is_subscribed=is_subscribed,
+        extra_recipients=parse_addresses(extra_recipients),
+        week=week,
+        figures=compute_figures([domain.pk], week)[domain.pk],
+    )
+
+
+def sample_report(week):
+    """A report of an imaginary domain, for trying a template when there is
+    no real domain to show."""
+    return Report(
+        domain_pk=0,
+        domain_name="example.com",
+        organization="Example",
+        email="security@example.com",
+        is_active=True,
+        is_subscribed=True,
+        extra_recipients=[],
+        week=week,
+    )
+
+
+def render_report(template, report):
+    """Render a Report with a compiled ReportTemplate."""
+    subject, text, html = template.render(context_for(report))
+    headers = {
+        "From": settings.DEFAULT_FROM_EMAIL,
+        "To": ", ".join(report.recipients),
+        "Subject": subject,
+        **headers_for(report.domain_pk),
+    }
+    return RenderedReport(report, subject, text, html, headers)
+
+
+def ledger_entry(report):
+    """The ledger row of this report's domain and week, if a run wrote one."""
+    return Delivery.objects.filter(
+        domain_id=report.domain_pk, week=str(report.week)
+    ).first()
+
+
+def send_test(rendered, address):
+    """Mail a rendered report to one address now, through the backend that
+    delivers the reports; let the backend's error propagate."""
+    headers = {
+        name: value
+        for name, value in headers_for(rendered.report.domain_pk).items()
+        if name not in _HEADERS_LEFT_OUT_OF_TESTS
+    }
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[address],
+        headers=headers,
+    )
+    if rendered.html:
+        message.attach_alternative(rendered.html, "text/html")
+
+    backend = post_office_settings.get_backend(
+        post_office_settings.get_default_mailer()
+    )
+    with get_connection(backend) as connection:
+        connection.send_messages([message])
