@@ -38,7 +38,16 @@ def check_settings(app_configs, **kwargs):
             )
         )
 
-    for key in ("RECENT_ISSUES", "DESCRIPTION_LENGTH", "BATCH_SIZE"):
+    positive_integers = (
+        "RECENT_ISSUES",
+        "DESCRIPTION_LENGTH",
+        "BATCH_SIZE",
+        "PROCESSES",
+        "DELIVERY_PROCESSES",
+        "HOLD_SECONDS",
+        "CELERY_BATCH_TIMEOUT",
+    )
+    for key in positive_integers:
         value = conf.get(key) if key not in unknown else None
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(
