@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Collate
 from django.utils import timezone
 from post_office import settings as post_office_settings
@@ -626,14 +626,31 @@ def _pending_emails(deliveries):
     return pending
 
 
+_SETTLE_CHUNK = 1000
+
+
 def settle(deliveries):
     """Bring queued ledger rows up to date with their messages' states.
 
     Per recipient the newest message counts: a row is sent when each of its
     recipients' newest message was sent, failed when none is pending any more
     and one failed, and stays queued while any is waiting for a retry.
+    ``deliveries`` may be a queryset of any size: it is read in chunks.
     """
-    deliveries = list(deliveries)
+    if isinstance(deliveries, QuerySet):
+        deliveries = deliveries.order_by("pk").iterator(chunk_size=_SETTLE_CHUNK)
+
+    chunk = []
+    for row in deliveries:
+        chunk.append(row)
+        if len(chunk) == _SETTLE_CHUNK:
+            _settle_chunk(chunk)
+            chunk = []
+    if chunk:
+        _settle_chunk(chunk)
+
+
+def _settle_chunk(deliveries):
     links = _link_rows(deliveries)
     if links is None:
         return
