@@ -1,9 +1,10 @@
 """The weekly job: compute, claim, queue and deliver every domain's report.
 
-Domains are read in batches, ordered by name. Each batch costs a fixed number
-of queries to compute, and is claimed and queued in one transaction together
-with its ledger rows; delivery then follows batch by batch, so memory stays
-flat however many domains there are.
+Domains are read as one stream ordered by name, and their figures as two
+more streams in the same order (see ``stats.FigureStream``), so the figures
+of any number of domains cost three queries. The stream is cut into batches;
+each batch is claimed and queued in one transaction together with its ledger
+rows, then delivered, so memory stays flat however many domains there are.
 """
 
 import datetime
