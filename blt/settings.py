@@ -74,9 +74,16 @@ DATABASES = {
     ),
 }
 # Several processes (cron, a web server, delivery workers) share the SQLite
-# file of the demo; waiting for a lock beats failing with "database is locked".
+# file of the demo. Write-ahead logging lets them write while a run streams
+# its domains, and waiting for a lock beats failing with "database is
+# locked"; an immediate transaction takes the write lock up front, so two
+# writers never deadlock upgrading a read lock.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30,
+        init_command="PRAGMA journal_mode=WAL;",
+        transaction_mode="IMMEDIATE",
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -174,6 +181,14 @@ CRONJOBS = [
         ["send_queued_mail"],
         {},
     ),
+    # post_office keeps every message and its log until this deletes them;
+    # the ledger keeps its rows, which only lose their links to the messages.
+    (
+        env.str("MAIL_CLEANUP_SCHEDULE", default="30 3 * * *"),
+        "django.core.management.call_command",
+        ["cleanup_mail", "--days", str(env.int("MAIL_KEEP_DAYS", default=90))],
+        {},
+    ),
 ]
 
 LOGGING = {
@@ -203,3 +218,22 @@ if not DEBUG:
         "SECURE_COOKIES", default=SITE_URL.startswith("https")
     )
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # A site served over https redirects plain http there and tells browsers
+    # to stay on https (HSTS); raise SECURE_HSTS_SECONDS to a year once that
+    # works. Behind a proxy that ends TLS, set SECURE_PROXY_SSL_HEADER=true
+    # (the proxy sends X-Forwarded-Proto), or the redirect never ends.
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SESSION_COOKIE_SECURE)
+    SECURE_HSTS_SECONDS = env.int(
+        "SECURE_HSTS_SECONDS", default=3600 if SECURE_SSL_REDIRECT else 0
+    )
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# HSTS for every subdomain, or on the browsers' preload list, binds all the
+# organization's other sites too: that is the operator's choice, made with
+# these two variables, so Django's reminders about them are silenced.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False
+)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]

@@ -72,14 +72,18 @@ def side_template(side_databases, tmp_path_factory):
     for args in (["migrate", "--no-input"], ["loaddata", str(fixture)]):
         result = manage(env, *args, timeout=120)
         if result.returncode:
-            pytest.fail(f"manage.py {' '.join(args)} failed in {ROOT}:\n{result.stderr}")
+            pytest.fail(
+                f"manage.py {' '.join(args)} failed in {ROOT}:\n{result.stderr}"
+            )
     return template
 
 
 @pytest.fixture
 def side_database(side_databases, side_template):
     """A fresh copy of the seeded template, for one test's subprocesses."""
-    return side_databases.create(template=side_template)
+    database = side_databases.create(template=side_template)
+    yield database
+    side_databases.drop(database)
 
 
 @pytest.fixture
@@ -165,3 +169,28 @@ def pause_at(tmp_path):
         return PausePoint(tmp_path / "pause", sql, nth)
 
     return point
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Test users log in without a second of key stretching each time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# Browser screenshots (tests/test_browser.py) and where the run prints them.
+SCREENSHOTS = pytest.StashKey[object]()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(request, tmp_path_factory):
+    """The folder of this run's browser screenshots."""
+    folder = tmp_path_factory.getbasetemp() / "screenshots"
+    folder.mkdir(exist_ok=True)
+    request.config.stash[SCREENSHOTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    folder = config.stash.get(SCREENSHOTS, None)
+    if folder is not None:
+        terminalreporter.write_sep("-", f"browser screenshots in {folder}")

@@ -99,21 +99,27 @@ class SideDatabase:
         self.name = name
 
     def query(self, sql):
-        """Run one read-only statement; return its rows as tuples."""
+        """Run one SELECT; return its rows as tuples."""
+        return self._run(sql, fetch=True)
+
+    def execute(self, sql):
+        """Run and commit one statement that changes rows."""
+        self._run(sql, fetch=False)
+
+    def _run(self, sql, fetch):
         if is_postgresql():
             import psycopg2
 
-            with psycopg2.connect(self.url) as connection:
-                with connection.cursor() as cursor:
-                    cursor.execute(sql)
-                    rows = cursor.fetchall()
+            connection = psycopg2.connect(self.url)
+        else:
+            connection = sqlite3.connect(self.name)
+        try:
+            with connection:
+                cursor = connection.cursor()
+                cursor.execute(sql)
+                return cursor.fetchall() if fetch else None
+        finally:
             connection.close()
-            return rows
-
-        with sqlite3.connect(self.name) as connection:
-            rows = connection.execute(sql).fetchall()
-        connection.close()
-        return rows
 
     def value(self, sql):
         ((value,),) = self.query(sql)
@@ -151,11 +157,16 @@ class SideDatabases:
         self.created.append(database)
         return database
 
-    def drop_all(self):
+    def drop(self, database):
         if is_postgresql():
-            for database in reversed(self.created):
-                self._admin(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
-        self.created.clear()
+            self._admin(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+        else:
+            Path(database.name).unlink(missing_ok=True)
+        self.created.remove(database)
+
+    def drop_all(self):
+        for database in reversed(self.created):
+            self.drop(database)
 
     def _admin(self, statement):
         import psycopg2
@@ -170,7 +181,9 @@ class SideDatabases:
     @staticmethod
     def _postgresql_url(name):
         base = settings.DATABASES["default"]
-        credentials = base["USER"] + (f":{base['PASSWORD']}" if base["PASSWORD"] else "")
+        credentials = base["USER"] + (
+            f":{base['PASSWORD']}" if base["PASSWORD"] else ""
+        )
         host = f"{base['HOST'] or '127.0.0.1'}:{base['PORT'] or 5432}"
         return f"postgres://{credentials}@{host}/{name}"
 

@@ -7,6 +7,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from post_office.models import STATUS, Email, Log
 
+from weekly_reports.models import Delivery
+
 pytestmark = pytest.mark.django_db
 
 
@@ -105,3 +107,18 @@ def test_requeue_action_says_how_many_it_requeued(admin_client, email):
     assert messages_of(response) == ["Requeued 1 email for the next send_queued_mail."]
     email.refresh_from_db()
     assert email.status == STATUS.queued
+
+
+def test_resend_that_delivers_a_failed_report_marks_its_ledger_row_sent(
+    admin_client, email, resend_url, smtp_server
+):
+    Email.objects.filter(pk=email.pk).update(status=STATUS.failed)
+    row = Delivery.objects.create(
+        domain_name="acme.example", week="2026-W48", status="failed", error="550"
+    )
+    row.emails.add(email)
+
+    admin_client.post(resend_url)
+
+    row.refresh_from_db()
+    assert (row.status, row.error) == ("sent", "")

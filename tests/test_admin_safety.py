@@ -20,12 +20,14 @@ pytestmark = pytest.mark.django_db
 SAMPLE_ARGUMENTS = {
     "app_label": "weekly_reports",
     "object_id": "1",
+    "id": "1",
     "pk": "1",
     "content_type_id": "1",
     "content_id": "0" * 32,
 }
-# The only admin pages an anonymous visitor may reach.
-LOGIN_PAGES = {"login"}
+# The admin pages an anonymous visitor may reach: the login form, and the
+# logout, which has nobody to log out and sends them on to the login.
+LOGIN_PAGES = {"login", "logout"}
 
 
 def admin_url_names(patterns=None):
@@ -204,6 +206,8 @@ def malformed_requests():
         ("get", f"{ledger}?status__exact=%00", {}),
         ("get", f"{ledger}?domain__id__exact=abc", {}),
         ("get", f"{ledger}?q=%00", {}),
+        ("get", f"{ledger}?reason=sent&reason=%00", {}),
+        ("get", f"{ledger}?%00=1", {}),
         ("post", ledger, {"action": "send_again", "_selected_action": "abc"}),
         ("get", "/admin/post_office/emailtemplate/abc/change/", {}),
         ("post", f"{template}preview/", {}),
@@ -223,6 +227,16 @@ def malformed_requests():
         ("get", "/weekly-reports/preview/acme.example/?week=9999-W51", {}),
         ("post", "/weekly-reports/unsubscribe/%00/", {}),
         ("get", "/weekly-reports/resubscribe/1:x/", {}),
+        (
+            "post",
+            "/admin/post_office/email/",
+            {"action": "requeue_selected", "_selected_action": "x"},
+        ),
+        (
+            "post",
+            "/admin/post_office/emailtemplate/",
+            {"action": "delete_selected", "_selected_action": "x"},
+        ),
     ]
 
 

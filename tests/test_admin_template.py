@@ -128,10 +128,8 @@ def test_preview_shows_the_html_part_in_a_sandboxed_frame(admin_client, template
     )
 
     content = response.content.decode()
-    assert (
-        '<iframe class="weekly-report-html" '
-        'sandbox="allow-popups allow-popups-to-escape-sandbox"'
-    ) in content
+    assert '<iframe class="weekly-report-html"' in content
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in content
     assert "srcdoc=" in content
 
 
@@ -490,3 +488,55 @@ def test_restore_is_refused_to_staff_who_may_only_view(
     assert response.status_code == 403
     template.refresh_from_db()
     assert template.subject == "Edited"
+
+
+# The template every run reads
+
+
+def test_report_template_cannot_be_renamed(admin_client, template):
+    response = admin_client.post(
+        url("post_office_emailtemplate_change", template),
+        form_data(template, name="weekly_report_old"),
+    )
+
+    assert response.context["adminform"].form.errors["name"] == [
+        "Every run sends the template named weekly_report; keep the name, or set "
+        "WEEKLY_REPORTS['TEMPLATE_NAME'] to the new one first."
+    ]
+    assert EmailTemplate.objects.filter(name="weekly_report").exists()
+
+
+def test_second_template_of_the_reports_name_is_refused(admin_client, template):
+    response = admin_client.post(
+        reverse("admin:post_office_emailtemplate_add"),
+        {**form_data(template), "description": "copy"},
+    )
+
+    assert response.context["adminform"].form.non_field_errors() == [
+        "A template named weekly_report exists already; edit that one."
+    ]
+    assert EmailTemplate.objects.filter(name="weekly_report").count() == 1
+
+
+def test_report_template_cannot_be_deleted(admin_client, template):
+    response = admin_client.post(
+        url("post_office_emailtemplate_delete", template), {"post": "yes"}
+    )
+
+    assert response.status_code == 403
+    assert EmailTemplate.objects.filter(pk=template.pk).exists()
+
+
+def test_report_template_cannot_be_deleted_with_others_in_bulk(admin_client, template):
+    other = EmailTemplate.objects.create(name="welcome", subject="Hi")
+
+    admin_client.post(
+        reverse("admin:post_office_emailtemplate_changelist"),
+        {
+            "action": "delete_selected",
+            "_selected_action": [str(template.pk), str(other.pk)],
+            "post": "yes",
+        },
+    )
+
+    assert EmailTemplate.objects.filter(pk=template.pk).exists()

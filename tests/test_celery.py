@@ -186,6 +186,15 @@ def test_two_workers_deliver_each_report_exactly_once(environment, tmp_path):
         .splitlines()[-1]
         .startswith(f"Weekly reports for 2026-W48: {len(expected)} queued")
     )
+    ledger = manage(
+        env,
+        "shell",
+        "-c",
+        "from weekly_reports.models import Delivery as D;"
+        "print(sorted(set(D.objects.filter(week='2026-W48', status__in="
+        "['queued', 'sent', 'failed']).values_list('status', flat=True))))",
+    ).stdout.strip()
+    assert ledger.splitlines()[-1] == "['sent']"
     for name in ("one", "two"):
         log = (tmp_path / f"{name}.log").read_text()
         assert "weekly_reports.tasks.queue_report_batch" in log, log[-2000:]

@@ -31,15 +31,15 @@ postgresql_only = pytest.mark.skipif(
 
 @pytest.fixture
 def two_started_together(subprocess_env, background, pause_at):
-    """Start two processes of ``args`` on two hosts, let both reach their
-    first statement holding ``sql``, then let them go at once; wait for
-    both to end and return them."""
+    """Start two processes of ``args``, on two hosts unless ``one_host``; let
+    both reach their first statement holding ``sql``, then let them go at
+    once; wait for both to end and return them."""
 
-    def start(sql, *args, **variables):
+    def start(sql, *args, one_host=False):
         barrier = pause_at(sql)
+        hosts = ("host-a", "host-a") if one_host else ("host-a", "host-b")
         first, second = (
-            background(subprocess_env(host, **barrier.env(), **variables), *args)
-            for host in ("host-a", "host-b")
+            background(subprocess_env(host, **barrier.env()), *args) for host in hosts
         )
         barrier.wait_for(first, second)
         barrier.release()
@@ -74,6 +74,18 @@ def test_two_runs_started_together_both_exit_0(two_started_together):
     runs = two_started_together(STARTING_RUN, "run_weekly", "--week", WEEK)
 
     assert [run.popen.returncode for run in runs] == [0, 0], [r.stderr for r in runs]
+
+
+@postgresql_only
+def test_two_runs_started_together_on_one_host_send_each_report_once(
+    two_started_together, smtp_server
+):
+    runs = two_started_together(
+        STARTING_RUN, "run_weekly", "--week", WEEK, one_host=True
+    )
+
+    assert [run.popen.returncode for run in runs] == [0, 0], [r.stderr for r in runs]
+    assert Counter(smtp_server.recipients()) == EVERY_ADDRESS
 
 
 @postgresql_only
@@ -128,7 +140,10 @@ def test_run_delivering_in_two_processes_sends_each_report_once(
     subprocess_env, background, smtp_server
 ):
     run = background(
-        subprocess_env(WEEKLY_REPORTS_DELIVERY_PROCESSES=2), "run_weekly", "--week", WEEK
+        subprocess_env(WEEKLY_REPORTS_DELIVERY_PROCESSES=2),
+        "run_weekly",
+        "--week",
+        WEEK,
     )
     run.wait(60)
 
@@ -136,4 +151,16 @@ def test_run_delivering_in_two_processes_sends_each_report_once(
     assert run.last_line() == (
         f"Weekly reports for {WEEK}: 12 sent, 0 skipped, 0 failed, 0 already sent"
     )
+    assert Counter(smtp_server.recipients()) == EVERY_ADDRESS
+
+
+def test_run_computing_in_two_processes_sends_each_report_once(
+    subprocess_env, background, smtp_server
+):
+    run = background(
+        subprocess_env(WEEKLY_REPORTS_PROCESSES=2), "run_weekly", "--week", WEEK
+    )
+    run.wait(60)
+
+    assert run.popen.returncode == 0, run.stderr
     assert Counter(smtp_server.recipients()) == EVERY_ADDRESS

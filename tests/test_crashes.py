@@ -12,20 +12,16 @@ from collections import Counter
 import pytest
 
 from tests.conftest import SEEDED_DOMAINS
-from tests.subprocesses import WEEK, address_of, addresses
+from tests.subprocesses import WEEK, addresses
 
 pytestmark = pytest.mark.slow
 
 EVERY_ADDRESS = Counter(addresses(1, SEEDED_DOMAINS))
-# The aggregate of the first batch's figures: nothing is written yet.
+# The first read of the issues, for the first batch's figures: nothing is
+# written yet.
 COMPUTING = 'FROM "website_issue"'
 # The claim of the first message: the first batch is committed to the queue.
 DELIVERING = 'UPDATE "post_office_email"'
-
-
-@pytest.fixture
-def env(subprocess_env):
-    return subprocess_env
 
 
 @pytest.fixture
@@ -37,20 +33,22 @@ def start(background):
 
 
 @pytest.fixture
-def finish(env, start):
+def finish(subprocess_env, start):
     """Run the week again, undisturbed, to its end; return the process."""
 
     def run():
-        process = start(env())
+        process = start(subprocess_env())
         process.wait(60)
         return process
 
     return run
 
 
-def test_run_killed_while_computing_has_queued_nothing(env, start, pause_at, side_database):
+def test_run_killed_while_computing_has_queued_nothing(
+    subprocess_env, start, pause_at, side_database
+):
     computing = pause_at(COMPUTING)
-    process = start(env(**computing.env()))
+    process = start(subprocess_env(**computing.env()))
     computing.wait_for(process)
 
     process.kill()
@@ -60,10 +58,10 @@ def test_run_killed_while_computing_has_queued_nothing(env, start, pause_at, sid
 
 
 def test_run_after_a_kill_while_computing_sends_every_report_once(
-    env, start, pause_at, finish, smtp_server, side_database
+    subprocess_env, start, pause_at, finish, smtp_server, side_database
 ):
     computing = pause_at(COMPUTING)
-    process = start(env(**computing.env()))
+    process = start(subprocess_env(**computing.env()))
     computing.wait_for(process)
     process.kill()
 
@@ -78,10 +76,10 @@ def test_run_after_a_kill_while_computing_sends_every_report_once(
 
 
 def test_run_killed_after_queueing_a_batch_leaves_it_queued_and_unsent(
-    env, start, pause_at, smtp_server, side_database
+    subprocess_env, start, pause_at, smtp_server, side_database
 ):
     delivering = pause_at(DELIVERING)
-    process = start(env(**delivering.env()))
+    process = start(subprocess_env(**delivering.env()))
     delivering.wait_for(process)
 
     process.kill()
@@ -94,10 +92,10 @@ def test_run_killed_after_queueing_a_batch_leaves_it_queued_and_unsent(
 
 
 def test_run_after_a_kill_after_queueing_a_batch_sends_every_report_once(
-    env, start, pause_at, finish, smtp_server, side_database
+    subprocess_env, start, pause_at, finish, smtp_server, side_database
 ):
     delivering = pause_at(DELIVERING)
-    process = start(env(**delivering.env()))
+    process = start(subprocess_env(**delivering.env()))
     delivering.wait_for(process)
     process.kill()
 
@@ -111,15 +109,33 @@ def test_run_after_a_kill_after_queueing_a_batch_sends_every_report_once(
     assert set(side_database.ledger().values()) == {("sent", "", "")}
 
 
-def test_send_queued_mail_delivers_a_killed_runs_batch_once_the_hold_passed(
-    env, start, pause_at, background, smtp_server
+def test_send_queued_mail_leaves_a_killed_runs_batch_alone_during_the_hold(
+    subprocess_env, start, pause_at, background, smtp_server
 ):
     delivering = pause_at(DELIVERING)
-    process = start(env(WEEKLY_REPORTS_TEST_HOLD_SECONDS=0, **delivering.env()))
+    process = start(subprocess_env(**delivering.env()))
     delivering.wait_for(process)
     process.kill()
 
-    sender = background(env(), "send_queued_mail")
+    sender = background(subprocess_env(), "send_queued_mail")
+    sender.wait(60)
+
+    assert sender.last_line() == "Queued mail: 0 sent, 0 failed, 0 requeued."
+    assert smtp_server.received == []
+
+
+def test_send_queued_mail_delivers_a_killed_runs_batch_once_the_hold_passed(
+    subprocess_env, start, pause_at, background, smtp_server, side_database
+):
+    delivering = pause_at(DELIVERING)
+    process = start(subprocess_env(**delivering.env()))
+    delivering.wait_for(process)
+    process.kill()
+    side_database.execute(
+        "UPDATE post_office_email SET scheduled_time = '2026-01-01 00:00:00+00:00'"
+    )
+
+    sender = background(subprocess_env(), "send_queued_mail")
     sender.wait(60)
 
     assert sender.last_line() == "Queued mail: 4 sent, 0 failed, 0 requeued."
@@ -127,11 +143,11 @@ def test_send_queued_mail_delivers_a_killed_runs_batch_once_the_hold_passed(
 
 
 def test_run_killed_while_the_server_holds_a_message_resends_only_that_one(
-    env, start, finish, smtp_server, side_database
+    subprocess_env, start, finish, smtp_server, side_database
 ):
     # The sixth message, the second of the second batch, never gets its answer.
     held = smtp_server.stall("DATA", after=5)
-    process = start(env())
+    process = start(subprocess_env())
     held.wait_until_holding()
     process.kill()
     held.release()
@@ -149,17 +165,16 @@ def test_run_killed_while_the_server_holds_a_message_resends_only_that_one(
 
 
 def test_run_killed_while_delivering_had_sent_the_messages_before(
-    env, start, smtp_server, side_database
+    subprocess_env, start, smtp_server, side_database
 ):
     held = smtp_server.stall("DATA", after=5)
-    process = start(env())
+    process = start(subprocess_env())
     held.wait_until_holding()
 
     process.kill()
 
     assert smtp_server.recipients() == addresses(1, 5)
-    assert side_database.value(
-        "SELECT COUNT(*) FROM post_office_email WHERE status = 0"
-    ) == 5
-
-
+    assert (
+        side_database.value("SELECT COUNT(*) FROM post_office_email WHERE status = 0")
+        == 5
+    )

@@ -25,11 +25,18 @@ SOURCE = Path(__file__).resolve().parent.parent
 # machine cannot start the copy's jobs while a test has them installed.
 SCHEDULE = "0 0 31 2 *"
 RETRY_SCHEDULE = "1 0 31 2 *"
+CLEANUP_SCHEDULE = "2 0 31 2 *"
 RUN_WEEKLY = (SCHEDULE, "django.core.management.call_command", ["run_weekly"], {})
 SEND_QUEUED = (
     RETRY_SCHEDULE,
     "django.core.management.call_command",
     ["send_queued_mail"],
+    {},
+)
+CLEANUP_MAIL = (
+    CLEANUP_SCHEDULE,
+    "django.core.management.call_command",
+    ["cleanup_mail", "--days", "90"],
     {},
 )
 
@@ -77,6 +84,7 @@ def project(tmp_path_factory):
         "SITE_URL=https://blt.example\n"
         f'WEEKLY_REPORTS_SCHEDULE="{SCHEDULE}"\n'
         f'WEEKLY_REPORTS_RETRY_SCHEDULE="{RETRY_SCHEDULE}"\n'
+        f'MAIL_CLEANUP_SCHEDULE="{CLEANUP_SCHEDULE}"\n'
     )
     (copy / "blt" / "settings_failing_jobs.py").write_text(
         "from blt.settings import *  # noqa: F403\n\n"
@@ -191,9 +199,10 @@ def test_add_writes_one_quoted_absolute_line_per_job(project, crontab):
 
     assert result.returncode == 0, result.stderr
     lines = crontab.lines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert expected_line(project, SCHEDULE).fullmatch(lines[0])
     assert expected_line(project, RETRY_SCHEDULE).fullmatch(lines[1])
+    assert expected_line(project, CLEANUP_SCHEDULE).fullmatch(lines[2])
 
 
 @needs_cron
@@ -230,11 +239,11 @@ def test_add_replaces_a_line_whose_job_left_cronjobs(project, crontab):
         f"removing cronjob: ({stale}) -> not in CRONJOBS any more"
     )
     assert stale not in crontab.text()
-    assert len(crontab.lines()) == 2
+    assert len(crontab.lines()) == 3
 
 
 @needs_cron
-def test_show_lists_both_jobs(project, crontab):
+def test_show_lists_every_job(project, crontab):
     crontab.install("")
     manage(project, "crontab", "add", check=True)
 
@@ -245,6 +254,7 @@ def test_show_lists_both_jobs(project, crontab):
         "Currently active jobs in crontab:",
         f"({job_hash(RUN_WEEKLY)}) -> {RUN_WEEKLY}",
         f"({job_hash(SEND_QUEUED)}) -> {SEND_QUEUED}",
+        f"({job_hash(CLEANUP_MAIL)}) -> {CLEANUP_MAIL}",
     ]
 
 

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import smtplib
+import socket
 import time
 from contextlib import contextmanager, suppress
 
@@ -108,23 +109,50 @@ def sender_lock(wait_seconds, lockfile=None):
             lock.release()
 
 
-def deliver(email_ids, processes=1, held=False):
-    """Deliver these messages, split over ``processes`` forked workers, and
-    return ``{email_id: status}`` for the ones this call claimed."""
+def deliver(email_ids, processes=1, held=False, pool=None):
+    """Deliver these messages and return ``{email_id: status}`` for the ones
+    this call claimed: in this process, in ``pool``, or in a pool of
+    ``processes`` forked just for this call."""
     email_ids = sorted(email_ids)
-    processes = max(1, min(processes, len(email_ids)))
-    if processes == 1:
+    if pool is not None:
+        return pool.deliver(email_ids, held)
+    if processes <= 1 or len(email_ids) < 2:
         return _deliver_share(email_ids, held)
 
-    shares = [(email_ids[start::processes], held) for start in range(processes)]
-    # A forked child must open its own database connection, never reuse the
-    # parent's socket.
-    connections.close_all()
-    results = {}
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        for share_results in pool.starmap(_deliver_share, shares):
+    with DeliveryPool(processes) as temporary_pool:
+        return temporary_pool.deliver(email_ids, held)
+
+
+class DeliveryPool:
+    """Forked processes that deliver messages, each over its own SMTP
+    connection.
+
+    Fork the pool before a run opens any streaming cursor: forking closes the
+    parent's database connections, so that no child ever writes on the
+    parent's socket, and an open cursor would die with them.
+    """
+
+    def __init__(self, processes):
+        self.processes = processes
+
+    def __enter__(self):
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        self._pool = context.Pool(self.processes)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._pool.__exit__(*exc_info)
+
+    def deliver(self, email_ids, held=False):
+        shares = [
+            (email_ids[start :: self.processes], held)
+            for start in range(self.processes)
+        ]
+        results = {}
+        for share_results in self._pool.starmap(_deliver_share, shares):
             results.update(share_results)
-    return results
+        return results
 
 
 def _deliver_share(email_ids, held):
@@ -161,6 +189,11 @@ def deliver_due(processes=1, batch_size=100):
             totals[status] += 1
 
 
+# Errors that say the server cannot be reached at all, rather than that it
+# refused one message.
+_UNREACHABLE = (ConnectionRefusedError, TimeoutError, socket.gaierror)
+
+
 def _due(now):
     """Messages any sender may take now."""
     return (Q(scheduled_time__isnull=True) | Q(scheduled_time__lte=now)) & (
@@ -187,6 +220,7 @@ class Deliverer:
         self.connection = get_connection(post_office_settings.get_backend(alias))
         self.max_retries = post_office_settings.get_max_retries()
         self.retry_interval = post_office_settings.get_retry_timedelta()
+        self.unreachable = None
 
     def close(self):
         try:
@@ -229,6 +263,12 @@ class Deliverer:
         accepted the message. A concurrent sender blocks on that lock and
         then finds the message no longer pending.
         """
+        if self.unreachable is not None:
+            # The server refused to connect or stopped answering: every
+            # further message would wait for the same time-out. They are
+            # deferred with that error, and retried on the usual schedule.
+            return self._record_failure(email, self.unreachable, logs)
+
         now = timezone.now()
         try:
             with transaction.atomic():
@@ -242,6 +282,8 @@ class Deliverer:
             # A failed exchange can leave the connection half-open; the next
             # message starts a fresh one.
             self.close()
+            if isinstance(error, _UNREACHABLE):
+                self.unreachable = error
             return self._record_failure(email, error, logs)
 
         logs.append(Log(email=email, status=STATUS.sent, message=""))

@@ -3,6 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 from post_office.admin import EmailTemplateAdminForm
+from post_office.models import EmailTemplate
 
 from . import conf
 from .exceptions import ReportError, TemplateProblem
@@ -51,6 +52,18 @@ class EmailTemplateForm(EmailTemplateAdminForm):
     def clean_html_content(self):
         return self._clean_part("html_content")
 
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        report_name = conf.get("TEMPLATE_NAME")
+        if self.instance.pk and self.instance.name == report_name != name:
+            raise ValidationError(
+                "Every run sends the template named %(name)s; keep the name, or "
+                "set WEEKLY_REPORTS['TEMPLATE_NAME'] to the new one first.",
+                code="report_template_renamed",
+                params={"name": report_name},
+            )
+        return name
+
     def clean(self):
         cleaned_data = super().clean()
         name = cleaned_data.get("name")
@@ -58,18 +71,26 @@ class EmailTemplateForm(EmailTemplateAdminForm):
         if name != conf.get("TEMPLATE_NAME") or any(part is None for part in parts):
             return cleaned_data
 
+        # The unique constraint on (name, language, default template) lets
+        # NULLs through, so a second template of this name would be allowed.
+        others = EmailTemplate.objects.filter(
+            name=name, language="", default_template=None
+        ).exclude(pk=self.instance.pk)
+        if not cleaned_data.get("language") and others.exists():
+            raise ValidationError(
+                "A template named %(name)s exists already; edit that one.",
+                code="report_template_exists",
+                params={"name": name},
+            )
+
         # A template can compile and still fail when rendered, for example a
         # filter given a value it cannot take; the run would stop on it.
         try:
             template = ReportTemplate(name, *parts)
-            template.check_renders(template_context_sample())
+            template.check_renders(context_for(sample_report(IsoWeek.last_complete())))
         except ReportError as problem:
             raise ValidationError(str(problem), code="template_render") from problem
         return cleaned_data
-
-
-def template_context_sample():
-    return context_for(sample_report(IsoWeek.last_complete()))
 
 
 class SubscriptionForm(forms.ModelForm):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.utils import timezone
 from post_office import settings as post_office_settings
 
 from . import conf
@@ -56,9 +57,8 @@ class RenderedReport:
 def build_report(domain_name, week):
     """Return the Report ``run_weekly`` would compute for this domain and
     week, or None when no domain has that name."""
-    Domain = conf.get_domain_model()
-    domain = Domain.objects.select_related("organization").filter(name=domain_name)
-    domain = domain.first()
+    domains = conf.get_domain_model().objects.select_related("organization")
+    domain = domains.filter(name=domain_name).first()
     if domain is None:
         return None
 
@@ -110,11 +110,22 @@ def render_report(template, report):
     return RenderedReport(report, subject, text, html, headers)
 
 
-def ledger_entry(report):
-    """The ledger row of this report's domain and week, if a run wrote one."""
-    return Delivery.objects.filter(
+def ledger_note(report):
+    """What the ledger says of this report's domain and week, as a
+    sentence, or None when no run wrote a row."""
+    row = Delivery.objects.filter(
         domain_id=report.domain_pk, week=str(report.week)
     ).first()
+    if row is None:
+        return None
+
+    note = f"The ledger has this report as {row.status}"
+    if row.recipients:
+        note += f" to {row.recipients}"
+    if row.reason or row.error:
+        note += f": {row.reason or row.error}"
+    updated = timezone.localtime(row.updated)
+    return f"{note}, last changed {updated:%Y-%m-%d %H:%M}."
 
 
 def send_test(rendered, address):

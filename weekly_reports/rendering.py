@@ -41,8 +41,14 @@ def compile_source(source, template_name, part_label):
         line = getattr(error, "template_debug", {}).get("line", "?")
         raise TemplateProblem(
             f"Email template {template_name!r} has an error in its {part_label} "
-            f"on line {line}: {error}"
+            f"on line {line}: {_one_line(error)}"
         ) from error
+
+
+def _one_line(error):
+    # Some of Django's messages span lines (an unknown tag library lists the
+    # known ones one per line), but a command's error must stay one line.
+    return " ".join(str(error).split())
 
 
 class ReportTemplate:
@@ -101,7 +107,7 @@ class ReportTemplate:
             self.render(context)
         except Exception as error:
             raise TemplateProblem(
-                f"Email template {self.name!r} fails to render: {error}"
+                f"Email template {self.name!r} fails to render: {_one_line(error)}"
             ) from error
 
 

@@ -24,7 +24,7 @@ from post_office.models import PRIORITY, STATUS, Email, Log
 from post_office.signals import email_queued
 
 from . import conf
-from .delivery import PENDING, deliver, sender_lock
+from .delivery import PENDING, DeliveryPool, deliver, sender_lock
 from .exceptions import ReportError
 from .models import Delivery
 from .rendering import ReportTemplate, context_for, headers_for
@@ -115,6 +115,7 @@ class WeeklyRun:
         self.Domain = conf.get_domain_model()
         self.batch_size = conf.get("BATCH_SIZE")
         self._lock_held = None
+        self._delivery_pool = None
 
     def execute(self, on_report=None, on_batch=None):
         """Run the job; call ``on_report(report)`` for each domain in name
@@ -143,6 +144,7 @@ class WeeklyRun:
 
         with ExitStack() as cleanup:
             self._take_sender_lock(cleanup)
+            self._start_delivery_pool(cleanup)
             for reports in self._batches(template):
                 for report in reports:
                     summary.count(report)
@@ -168,6 +170,13 @@ class WeeklyRun:
                 "reports are left to send_queued_mail.",
                 wait,
             )
+
+    def _start_delivery_pool(self, cleanup):
+        """Fork the delivery processes now, before the streams open."""
+        processes = conf.get("DELIVERY_PROCESSES")
+        in_pool = conf.get("PROCESSES") > 1
+        if self._lock_held and processes > 1 and not in_pool and not self.celery:
+            self._delivery_pool = cleanup.enter_context(DeliveryPool(processes))
 
     def _batches(self, template):
         if self.celery:
@@ -224,6 +233,19 @@ class WeeklyRun:
             )
 
     def _batches_with_figures(self):
+        """Yield ``(batch, {domain_pk: Figures})`` in name order.
+
+        On PostgreSQL the figures come from streams read alongside the
+        domains (server-side cursors that outlive each batch's commit). Other
+        databases cannot keep a read cursor open while other processes write,
+        so there each batch is read and computed on its own.
+        """
+        if connection.vendor != "postgresql":
+            for batch in self._domain_pages():
+                pks = [row["pk"] for row in batch]
+                yield batch, compute_figures(pks, self.week)
+            return
+
         stream = FigureStream(
             self._domains(), self.week, self._sort_key("domain__name")
         )
@@ -331,6 +353,18 @@ class WeeklyRun:
                 batch = []
         if batch:
             yield batch
+
+    def _domain_pages(self):
+        """Yield lists of domain rows in name order, one query per page."""
+        rows = self._domain_rows()
+        last_name = None
+        while True:
+            page = rows if last_name is None else rows.filter(sort_name__gt=last_name)
+            batch = list(page[: self.batch_size])
+            if not batch:
+                return
+            yield batch
+            last_name = batch[-1]["sort_name"]
 
     def _make_reports(self, batch, figures):
         subscribed_by_default = conf.get("SUBSCRIBED_BY_DEFAULT")
@@ -520,10 +554,9 @@ class WeeklyRun:
         if not self._lock_held:
             return {}
 
-        # A pool worker is a daemon and may not fork workers of its own.
-        in_pool_worker = multiprocessing.current_process().daemon
-        processes = 1 if in_pool_worker else conf.get("DELIVERY_PROCESSES")
-        return deliver(email_ids, processes=processes, held=True)
+        # A batch worker delivers its own batch in its own process; only
+        # the main process of a run has a pool of delivery processes.
+        return deliver(email_ids, held=True, pool=self._delivery_pool)
 
     def _record_outcomes(self, reports, touched, results):
         """Settle the ledger rows this run decided and copy their state onto

@@ -11,7 +11,8 @@ send each message once (post_office's own lock file only covers one host).
 from celery import shared_task
 
 from .delivery import deliver
-from .runner import WeeklyRun
+from .models import Delivery
+from .runner import WeeklyRun, settle
 from .weeks import IsoWeek
 
 
@@ -24,5 +25,11 @@ def queue_report_batch(week, domain_pks, force=False):
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_emails(email_ids):
-    """Deliver queued messages; a message another worker holds is skipped."""
+    """Deliver queued messages (a message another worker holds is skipped),
+    then bring their reports' ledger rows up to date."""
     deliver(email_ids, held=True)
+    settle(
+        Delivery.objects.filter(
+            emails__in=email_ids, status=Delivery.Status.QUEUED
+        ).distinct()
+    )

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from . import conf
 from .exceptions import ReportError
 from .models import Subscription
-from .preview import PREVIEW_CSP, build_report, ledger_entry, render_report
+from .preview import PREVIEW_CSP, build_report, ledger_note, render_report
 from .rendering import ReportTemplate, read_unsubscribe_token
 from .weeks import IsoWeek
 
@@ -125,7 +125,7 @@ def preview(request, domain):
         "week": str(week),
         "previous_week": _neighbour(week, IsoWeek.previous),
         "next_week": _neighbour(week, IsoWeek.next),
-        "ledger": ledger_entry(report),
+        "ledger_note": ledger_note(report),
     }
     try:
         context["rendered"] = render_report(ReportTemplate.load(), report)

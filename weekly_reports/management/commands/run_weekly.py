@@ -72,7 +72,9 @@ class Command(BaseCommand):
             raise
 
     def handle(self, *args, **options):
-        week = _week(options["week"]) if options["week"] else None
+        # An empty --week is a mistake to report, not a request for the
+        # default week.
+        week = _week(options["week"]) if options["week"] is not None else None
         run = WeeklyRun(
             week=week,
             domain_names=options["domains"],

@@ -2,6 +2,8 @@ from post_office.management.commands import send_queued_mail
 
 from weekly_reports import conf
 from weekly_reports.delivery import deliver_due, sender_lock
+from weekly_reports.models import Delivery
+from weekly_reports.runner import settle
 
 
 class Command(send_queued_mail.Command):
@@ -23,6 +25,10 @@ class Command(send_queued_mail.Command):
             sent, failed, requeued = deliver_due(
                 processes=options["processes"], batch_size=conf.post_office_batch_size()
             )
+            # The reports whose retries just went out or failed for good
+            # would otherwise stay "queued" in the ledger: run_weekly settles
+            # only the week it runs.
+            settle(Delivery.objects.filter(status=Delivery.Status.QUEUED))
 
         self.stdout.write(
             f"Queued mail: {sent} sent, {failed} failed, {requeued} requeued."

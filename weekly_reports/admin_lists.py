@@ -1,4 +1,5 @@
-"""List filters of the weekly reports admin.
+"""Change lists of the weekly reports admin: their filters, and a guard
+against hand-made requests.
 
 Each filter ignores a value it does not offer: a hand-made query string must
 not reach the database as a lookup it cannot take.
@@ -6,8 +7,11 @@ not reach the database as a lookup it cannot take.
 
 import re
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.http import HttpResponseRedirect
 
 from .models import Delivery, Subscription
 from .reports import is_valid_address
@@ -86,14 +90,17 @@ class LastReportFilter(admin.SimpleListFilter):
 
 
 class ChangedThroughFilter(admin.SimpleListFilter):
-    """How the report was last turned on or off; "default" also covers the
-    domains that nobody ever turned on or off."""
+    """How the report was last turned on or off; "never changed" also covers
+    the domains that have no subscription row."""
 
-    title = "turned on or off through"
+    title = "last change"
     parameter_name = "changed_through"
 
     def lookups(self, request, model_admin):
-        return Subscription.Source.choices
+        return [
+            (value, "never changed" if value == Subscription.Source.DEFAULT else label)
+            for value, label in Subscription.Source.choices
+        ]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -126,3 +133,29 @@ class WeekFilter(admin.SimpleListFilter):
         if self.value() and _WEEK.fullmatch(self.value()):
             return queryset.filter(week=self.value())
         return queryset
+
+
+class MalformedRequestMixin:
+    """Turn two hand-made requests away that Django's admin would answer
+    with a server error: an action whose selection names no possible primary
+    key, and a list filter value holding a NUL character, which PostgreSQL
+    refuses in any query.
+    """
+
+    def get_changelist_instance(self, request):
+        query = (key + "".join(values) for key, values in request.GET.lists())
+        if any("\x00" in text for text in query):
+            raise IncorrectLookupParameters("A filter value holds a NUL character.")
+        return super().get_changelist_instance(request)
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+        try:
+            for value in selected:
+                self.opts.pk.to_python(value)
+        except ValidationError:
+            self.message_user(
+                request, "The selection names no known item.", messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
