@@ -291,7 +291,7 @@ class ReportDomainAdmin(MalformedRequestMixin, admin.ModelAdmin):
     @admin.display(description="preview")
     def preview_link(self, obj):
         url = reverse("weekly_reports:preview", args=[obj.name])
-        return format_html('<a href="{}">This week\'s report as mailed</a>', url)
+        return format_html('<a href="{}">Last week\'s report as mailed</a>', url)
 
     @staticmethod
     def _subscription(obj):

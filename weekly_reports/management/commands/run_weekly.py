@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
@@ -96,9 +97,9 @@ class Command(BaseCommand):
 
         def on_report(report):
             if as_json:
-                self.stdout.write(json.dumps(report.as_json(), ensure_ascii=False))
+                self._print(json.dumps(report.as_json(), ensure_ascii=False))
             elif options["dry_run"] or options["verbosity"] >= 2:
-                self.stdout.write(_describe(report))
+                self._print(_describe(report))
 
         try:
             with progress:
@@ -106,10 +107,23 @@ class Command(BaseCommand):
         except ReportError as error:
             raise CommandError(str(error), returncode=2) from error
 
-        summary_stream = self.stderr if as_json else self.stdout
-        summary_stream.write(summary.line(), style_func=lambda text: text)
+        if as_json:
+            self.stderr.write(summary.line(), style_func=lambda text: text)
+        else:
+            self._print(summary.line())
         if summary.exit_status:
             sys.exit(summary.exit_status)
+
+    def _print(self, line):
+        """Write a line to stdout. A reader that went away (``| head``) must
+        not stop the run halfway: the rest of the output is dropped and the
+        reports are still sent."""
+        try:
+            self.stdout.write(line)
+            self.stdout.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
 
 
 def _describe(report):
