@@ -277,6 +277,9 @@ class Deliverer:
                 ).update(status=STATUS.sent, last_updated=now)
                 if not claimed:
                     return None
+                # Opened here, not by send_messages(), which would close
+                # again after each message what it opened itself.
+                self.connection.open()
                 self.connection.send_messages([email.prepare_email_message()])
         except Exception as error:
             # A failed exchange can leave the connection half-open; the next
