@@ -182,3 +182,44 @@ def test_temporary_refusal_is_requeued_for_a_retry(site, smtp_server, run_weekly
     assert result.exit_status == 1
     assert result.last_line.endswith("1 deferred")
     assert Delivery.objects.get().status == Delivery.Status.QUEUED
+
+
+def test_a_week_not_yet_ended_is_refused_before_anything_is_written(
+    acme, smtp_server, run_weekly
+):
+    from django.core.management.base import CommandError
+
+    running = IsoWeek.last_complete().next()
+
+    with pytest.raises(CommandError) as refused:
+        run_weekly("--week", str(running))
+
+    assert refused.value.returncode == 2
+    assert str(refused.value) == (
+        f"--week {running} has not ended yet; the last complete week is "
+        f"{IsoWeek.last_complete()}."
+    )
+    assert not Delivery.objects.exists()
+    assert smtp_server.received == []
+
+
+def test_week_with_non_ascii_digits_is_refused(acme, run_weekly):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as refused:
+        run_weekly("--week", "２０２６-W48")
+
+    assert refused.value.returncode == 2
+
+
+def test_control_characters_never_reach_the_subject(site, smtp_server, run_weekly):
+    organization = OrganizationFactory(name="Evil\x1b[31m\x07 Corp\r\nBcc: x@y.z")
+    DomainFactory(
+        name="evil.example", email="a@evil.example", organization=organization
+    )
+
+    run_weekly("--week", str(WEEK))
+
+    subject = smtp_server.received[0].message["Subject"]
+    assert subject.startswith("OWASP BLT Weekly Report: Evil[31m Corp Bcc: x@y.z")
+    assert smtp_server.received[0].message["Bcc"] is None

@@ -236,8 +236,16 @@ def test_some_organizations_have_several_domains(seeded):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--domains", "-1"], "--domains must be zero or more, not -1."),
-        (["--issues", "-5"], "--issues must be zero or more, not -5."),
+        (["--domains", "-1"], "--domains must be from 0 to 10,000,000, not -1."),
+        (
+            ["--domains", "99999999999999999999"],
+            "--domains must be from 0 to 10,000,000, not 99999999999999999999.",
+        ),
+        (
+            ["--week", "9999-W52"],
+            "--week must lie between 1900 and 9000, not 9999-W52.",
+        ),
+        (["--issues", "-5"], "--issues must be from 0 to 500,000,000, not -5."),
         (["--domains", "0"], "--issues needs at least one domain; set --domains."),
         (["--week", "2026-48"], "--week must look like 2026-W48, not '2026-48'."),
         (["--week", "2026-W60"], "--week 2026-W60 is not a week of 2026."),

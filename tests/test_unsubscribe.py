@@ -231,7 +231,7 @@ def test_next_run_skips_the_unsubscribed_domain(
 ):
     client.post(unsubscribe_path, ONE_CLICK, secure=True)
 
-    result = run_weekly("--week", "2026-W49", "--json")
+    result = run_weekly("--week", "2026-W47", "--json")
 
     report = json.loads(result.stdout)
     assert (report["status"], report["reason"]) == ("skipped", "unsubscribed")

@@ -16,6 +16,7 @@ from post_office.models import EmailTemplate
 
 from . import conf
 from .exceptions import TemplateProblem
+from .stats import remove_control_characters
 
 UNSUBSCRIBE_SALT = "weekly_reports.unsubscribe"
 
@@ -91,7 +92,10 @@ class ReportTemplate:
     def render(self, context):
         """Return ``(subject, text, html)`` for one report's context."""
         plain = Context(context, autoescape=False)
-        subject = " ".join(self.subject.render(plain).split())
+        # A subject is one header line: no line breaks, and no control
+        # characters that a terminal or a mail client would act on.
+        subject = self.subject.render(plain)
+        subject = " ".join(remove_control_characters(subject).split())
         text = self.text.render(plain)
 
         html = ""

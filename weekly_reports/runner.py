@@ -124,6 +124,7 @@ class WeeklyRun:
         Raises ReportError before anything is written when the arguments or
         the template are unusable.
         """
+        self._check_week_has_ended()
         template = ReportTemplate.load()
         template.check_renders(_sample_context(self.week))
         self._check_domain_names()
@@ -190,6 +191,15 @@ class WeeklyRun:
     def count_domains(self):
         return self._domains().count()
 
+    def _check_week_has_ended(self):
+        """A report of a week still under way would be incomplete, and its
+        ledger rows would stop the real report as "already sent"."""
+        if self.week.end > timezone.now():
+            raise ReportError(
+                f"--week {self.week} has not ended yet; the last complete week "
+                f"is {IsoWeek.last_complete()}."
+            )
+
     def _check_domain_names(self):
         if not self.domain_names:
             return
@@ -217,14 +227,16 @@ class WeeklyRun:
         if last is None:
             return
 
+        first_missed = IsoWeek.parse(last).next()
+        count = (self.week.start.date() - first_missed.start.date()).days // 7
         missed = []
-        week = IsoWeek.parse(last).next()
-        while week < self.week:
+        week = first_missed
+        while week < self.week and len(missed) < _MISSED_WEEKS_SHOWN:
             missed.append(str(week))
             week = week.next()
         if missed:
-            shown = ", ".join(missed[:_MISSED_WEEKS_SHOWN])
-            more = len(missed) - _MISSED_WEEKS_SHOWN
+            shown = ", ".join(missed)
+            more = count - len(missed)
             logger.warning(
                 "No weekly report was ever sent for %s%s; run 'run_weekly --week "
                 "WEEK' for each.",

@@ -30,6 +30,11 @@ _PREFIX_PER_CHARACTER = 8
 _MIN_PREFIX = 400
 
 
+def remove_control_characters(text):
+    """Drop control characters other than white space."""
+    return _CONTROL.sub("", text)
+
+
 def clean_description(text, limit):
     """Return ``text`` tidied and cut to ``limit`` graphemes, and whether it
     was cut.

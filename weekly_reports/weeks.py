@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from .exceptions import ReportError
 
-_WEEK_PATTERN = re.compile(r"(\d{4})-W(\d{2})")
+_WEEK_PATTERN = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
 
 @dataclass(frozen=True, order=True)

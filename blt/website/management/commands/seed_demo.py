@@ -36,7 +36,7 @@ WEEK = datetime.timedelta(weeks=1)
 WEEK_SECONDS = int(WEEK.total_seconds())
 DAY_SECONDS = 24 * 60 * 60
 
-ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+ISO_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 
 WORDS = (
     "login button page broken error slow search form upload image link token "
@@ -168,6 +168,10 @@ def parse_week(text):
         monday = datetime.date.fromisocalendar(int(match[1]), int(match[2]), 1)
     except ValueError as error:
         raise CommandError(f"--week {text} is not a week of {match[1]}.") from error
+
+    # The issues spread over the eight weeks before and the one after.
+    if not 1900 <= monday.year <= 9000:
+        raise CommandError(f"--week must lie between 1900 and 9000, not {text}.")
     return timezone.make_aware(datetime.datetime.combine(monday, datetime.time()))
 
 
@@ -627,10 +631,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        for option in ("domains", "issues"):
-            if options[option] < 0:
+        for option, most in (("domains", 10_000_000), ("issues", 500_000_000)):
+            if not 0 <= options[option] <= most:
                 raise CommandError(
-                    f"--{option} must be zero or more, not {options[option]}."
+                    f"--{option} must be from 0 to {most:,}, not {options[option]}."
                 )
         if options["issues"] and not options["domains"]:
             raise CommandError("--issues needs at least one domain; set --domains.")
