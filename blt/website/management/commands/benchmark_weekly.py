@@ -24,7 +24,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-import pickle
+import pickle  # nosec B403 (only its own child process's output)
 import platform
 import smtplib
 import socket
@@ -291,7 +291,7 @@ def in_child(function, *args):
     _, _, usage = os.wait4(pid, 0)
     if not payload:
         raise CommandError(f"The benchmark phase {function.__name__} died.")
-    outcome, value = pickle.loads(payload)
+    outcome, value = pickle.loads(payload)  # nosec B301
     if outcome == "error":
         raise CommandError(f"The benchmark phase {function.__name__} failed:\n{value}")
     return ChildRun(value, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
@@ -637,6 +637,35 @@ def machine():
     }
 
 
+def code_version():
+    """The commit the checkout is at, and whether the code differs from it."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        # The benchmark itself does not count as a change of the code it
+        # measures.
+        changed = git(
+            "status",
+            "--porcelain",
+            "--",
+            "weekly_reports",
+            "blt",
+            f":!{Path(__file__).relative_to(settings.BASE_DIR)}",
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if changed else "")
+
+
 def own_rss_mb():
     with open("/proc/self/status") as status:
         for line in status:
@@ -744,6 +773,7 @@ class Command(BaseCommand):
         self.targets = []
         self.peak_mb = 0.0
         self.load_before = os.getloadavg()
+        self.code_before = code_version()
 
         with SMTPSink() as self.smtp:
             self.prepare_data()
@@ -755,6 +785,7 @@ class Command(BaseCommand):
             self.measure_delivery(queued)
             self.measure_whole_job(baseline, queued)
         self.load_after = os.getloadavg()
+        self.code_after = code_version()
 
         report = self.report()
         self.stdout.write(report)
@@ -1197,6 +1228,16 @@ class Command(BaseCommand):
             f"at most {self.peak_mb:.0f} MB, workers included",
         )
 
+    def code_description(self):
+        if self.code_after == self.code_before:
+            return self.code_before
+        # Others may commit while a long run goes on; its rows then measure
+        # different code.
+        return (
+            f"{self.code_before} at the start and {self.code_after} at the end; "
+            "the code changed during the run"
+        )
+
     def target(self, name, met, evidence):
         self.targets.append((name, met, evidence))
 
@@ -1214,6 +1255,8 @@ class Command(BaseCommand):
             f"{about['kernel']}. Load average {self.load_before[0]:.2f} before "
             f"and {self.load_after[0]:.2f} after the run: other work on the "
             "machine makes the figures noisy.",
+            "",
+            f"Code: {self.code_description()}.",
             "",
             *markdown_table(self.rows),
             "",
