@@ -39,10 +39,10 @@ from .preview import (
     PREVIEW_CSP,
     build_report,
     render_report,
-    sample_report,
     send_test,
 )
 from .rendering import ReportTemplate
+from .reports import Report
 from .runner import settle
 from .weeks import IsoWeek
 
@@ -282,7 +282,7 @@ class EmailTemplateAdmin(MalformedRequestMixin, post_office_admin.EmailTemplateA
 
         week = preview_form.cleaned_data["week"]
         name = preview_form.cleaned_data["domain"].strip()
-        report = build_report(name, week) if name else sample_report(week)
+        report = build_report(name, week) if name else Report.sample(week)
         if report is None:
             return None, 400, f"No domain is named {name!r}."
 

@@ -8,9 +8,8 @@ from post_office.models import EmailTemplate
 from . import conf
 from .exceptions import ReportError, TemplateProblem
 from .models import Subscription
-from .preview import sample_report
 from .rendering import ReportTemplate, compile_source, context_for
-from .reports import is_valid_address, parse_addresses, unique_addresses
+from .reports import Report, is_valid_address, parse_addresses, unique_addresses
 from .weeks import IsoWeek
 
 TEMPLATE_PARTS = {
@@ -87,7 +86,7 @@ class EmailTemplateForm(EmailTemplateAdminForm):
         # filter given a value it cannot take; the run would stop on it.
         try:
             template = ReportTemplate(name, *parts)
-            template.check_renders(context_for(sample_report(IsoWeek.last_complete())))
+            template.check_renders(context_for(Report.sample(IsoWeek.last_complete())))
         except ReportError as problem:
             raise ValidationError(str(problem), code="template_render") from problem
         return cleaned_data

@@ -13,11 +13,9 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils import timezone
 from post_office import settings as post_office_settings
 
-from . import conf
-from .models import Delivery, Subscription
+from .models import Delivery
 from .rendering import context_for, headers_for
-from .reports import Report, parse_addresses
-from .stats import compute_figures
+from .runner import WeeklyRun
 
 # Pages that show a rendered report. Its text comes from anyone who filed an
 # issue and its HTML from an editor: no inline script runs, the frame that
@@ -57,45 +55,7 @@ class RenderedReport:
 def build_report(domain_name, week):
     """Return the Report ``run_weekly`` would compute for this domain and
     week, or None when no domain has that name."""
-    domains = conf.get_domain_model().objects.select_related("organization")
-    domain = domains.filter(name=domain_name).first()
-    if domain is None:
-        return None
-
-    subscription = Subscription.objects.filter(domain=domain).first()
-    if subscription is None:
-        is_subscribed, extra_recipients = conf.get("SUBSCRIBED_BY_DEFAULT"), ""
-    else:
-        is_subscribed = subscription.is_subscribed
-        extra_recipients = subscription.extra_recipients
-    organization = domain.organization.name if domain.organization_id else None
-
-    return Report(
-        domain_pk=domain.pk,
-        domain_name=domain.name,
-        organization=organization or domain.name,
-        email=domain.email.strip() if domain.email is not None else None,
-        is_active=domain.is_active,
-        is_subscribed=is_subscribed,
-        extra_recipients=parse_addresses(extra_recipients),
-        week=week,
-        figures=compute_figures([domain.pk], week)[domain.pk],
-    )
-
-
-def sample_report(week):
-    """A report of an imaginary domain, for trying a template when there is
-    no real domain to show."""
-    return Report(
-        domain_pk=0,
-        domain_name="example.com",
-        organization="Example",
-        email="security@example.com",
-        is_active=True,
-        is_subscribed=True,
-        extra_recipients=[],
-        week=week,
-    )
+    return WeeklyRun(week=week, dry_run=True).report_for(domain_name)
 
 
 def render_report(template, report):

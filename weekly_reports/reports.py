@@ -82,6 +82,21 @@ class Report:
         return None
 
     @classmethod
+    def sample(cls, week):
+        """A report of an imaginary domain, for trying a template when there
+        is no real domain to show."""
+        return cls(
+            domain_pk=0,
+            domain_name="example.com",
+            organization="Example",
+            email="security@example.com",
+            is_active=True,
+            is_subscribed=True,
+            extra_recipients=[],
+            week=week,
+        )
+
+    @classmethod
     def from_json(cls, data, week):
         """Rebuild a report from ``as_json()``, as a Celery worker sends it."""
         return cls(

@@ -317,6 +317,16 @@ class WeeklyRun:
                 for data in result.get(timeout=timeout, disable_sync_subtasks=False)
             ]
 
+    def report_for(self, domain_name):
+        """The Report this run would compute for one domain, or None for an
+        unknown name. For previews; nothing is written."""
+        rows = list(self._domain_rows().filter(name=domain_name))
+        if not rows:
+            return None
+
+        figures = compute_figures([rows[0]["pk"]], self.week)
+        return self._make_reports(rows, figures)[0]
+
     def process_domains(self, domain_pks):
         """Compute, claim, queue and (unless queue-only) deliver the reports
         of these domains, as one batch; return them. For Celery workers."""
@@ -782,14 +792,4 @@ def _process_in_worker(settings, batch, figures):
 
 def _sample_context(week):
     """A context with every key a real report has, for a trial render."""
-    report = Report(
-        domain_pk=0,
-        domain_name="example.com",
-        organization="Example",
-        email="reports@example.com",
-        is_active=True,
-        is_subscribed=True,
-        extra_recipients=[],
-        week=week,
-    )
-    return context_for(report)
+    return context_for(Report.sample(week))
