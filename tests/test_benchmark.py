@@ -28,7 +28,7 @@ ROWS = [
     "(a) baseline: queries, 6 per domain",
     "(a) baseline: send_mail, 1 per domain",
     "(a) baseline: whole loop",
-    "(b) figures: aggregate + window SQL, bare",
+    "(b) figures: aggregate + LATERAL SQL, bare",
     "(b) figures: FigureStream, all domains",
     "(b) rendering: ReportTemplate.render",
     "(b) run_weekly --queue-only, PROCESSES=1",

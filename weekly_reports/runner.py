@@ -258,9 +258,7 @@ class WeeklyRun:
                 yield batch, compute_figures(pks, self.week)
             return
 
-        stream = FigureStream(
-            self._domains(), self.week, self._sort_key("domain__name")
-        )
+        stream = FigureStream(self._domains(), self.week, self._sort_key("name"))
         for batch in self._domain_batches():
             yield batch, {row["pk"]: stream.figures_for(row["pk"]) for row in batch}
 

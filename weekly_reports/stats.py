@@ -1,17 +1,24 @@
 """The figures of a weekly report, for many domains at once.
 
 Two queries serve any number of domains: one aggregate over the counted
-issues, grouped by domain, and one window query that numbers each domain's
-issues newest first and keeps the first few. ``compute_figures`` runs them
-for a list of domains; ``FigureStream`` runs them once for a whole run and
-reads both results as streams in the run's domain order, so that the issue
-table is scanned once rather than once per batch.
+issues, grouped by domain, and one query for each domain's newest issues.
+``compute_figures`` runs them for a list of domains, on any database, with a
+window function numbering the issues. ``FigureStream`` runs them once for a
+whole run on PostgreSQL and reads both results as streams in the run's
+domain order, so that the issue table is scanned once rather than once per
+batch; there the newest issues come from a LATERAL join that reads each
+domain's few rows from the issue index instead of numbering them all.
 """
 
+import functools
+import itertools
+import operator
 from dataclasses import dataclass, field
 
 import regex
+from django.db import connection
 from django.db.models import Count, F, Q, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Length, RowNumber, Substr
 
 from . import conf
@@ -19,8 +26,6 @@ from . import conf
 # Control characters are dropped, except the ones that are white space: a
 # line break between two words must still leave a space between them.
 _CONTROL = regex.compile(r"[\p{Cc}--\p{White_Space}]", flags=regex.V1)
-_WHITESPACE = regex.compile(r"\p{White_Space}+")
-_GRAPHEME = regex.compile(r"\X")
 ELLIPSIS = "…"
 
 # Descriptions can be megabytes long, so the database returns only a prefix.
@@ -42,13 +47,53 @@ def clean_description(text, limit):
     Control characters go, white space runs become one space, the ends are
     stripped; the cut never splits what a reader sees as one character.
     """
-    text = _CONTROL.sub("", text or "")
-    text = _WHITESPACE.sub(" ", text).strip()
+    text = text or ""
 
-    graphemes = _GRAPHEME.findall(text)
-    if len(graphemes) <= limit:
-        return text, False
-    return "".join(graphemes[:limit]) + ELLIPSIS, True
+    # Most long descriptions are cut well inside their first 2 * limit
+    # characters, so only that head is tidied; the whole text is tidied
+    # only when the head cannot decide.
+    head_length = 2 * limit + 2
+    if len(text) > head_length:
+        cut = _cut(_tidy(text[:head_length]), limit)
+        if cut is not None:
+            return cut
+
+    text = _tidy(text)
+    return _cut(text, limit) or (text, False)
+
+
+def _tidy(text):
+    # str.split() splits on Unicode's White_Space and on U+001C to U+001F,
+    # which are control characters and gone by then (a test checks this
+    # against every code point).
+    return " ".join(remove_control_characters(text).split())
+
+
+def _cut(text, limit):
+    """``text`` cut after ``limit`` graphemes, or None when it has no more.
+
+    A cut made in a head of the text holds for the whole text: it falls
+    before the head's last character, and where a grapheme ends depends
+    only on the characters before that point and the one right after it.
+    """
+    if len(text) <= limit:
+        # No text has more graphemes than characters.
+        return None
+
+    if text.isascii():
+        # Each ASCII character is a grapheme of its own, now that no CR LF
+        # pair is left.
+        kept = limit
+    else:
+        kept = _first_graphemes(limit).match(text).end()
+    if kept == len(text):
+        return None
+    return text[:kept] + ELLIPSIS, True
+
+
+@functools.cache
+def _first_graphemes(limit):
+    return regex.compile(rf"\X{{0,{limit}}}")
 
 
 @dataclass
@@ -103,16 +148,18 @@ class Figures:
 
 def counted_issues(domains, week):
     """Issues that a report counts: created before the week ends, shown,
-    and not spam. A NULL status is not spam, hence the explicit test.
+    and not spam.
 
     ``domains`` is a list of domain ids or a queryset of domains.
     """
     Issue = conf.get_issue_model()
-    return Issue.objects.filter(
-        Q(status__isnull=True) | ~Q(status="spam"),
-        domain__in=domains,
-        created__lt=week.end,
-        is_hidden=False,
+    return Issue.objects.filter(_counted(week), domain__in=domains)
+
+
+def _counted(week):
+    # A NULL status is not spam, hence the explicit test.
+    return (Q(status__isnull=True) | ~Q(status="spam")) & Q(
+        created__lt=week.end, is_hidden=False
     )
 
 
@@ -122,10 +169,6 @@ def label_names():
     return {
         value: str(name) for value, name in Issue._meta.get_field("label").flatchoices
     }
-
-
-def issue_url(pk):
-    return conf.site_url() + conf.get("ISSUE_PATH").format(pk=pk)
 
 
 def compute_figures(domain_ids, week):
@@ -143,49 +186,123 @@ def compute_figures(domain_ids, week):
 
 
 class FigureStream:
-    """Figures of a run's domains, read from two streaming queries.
+    """Figures of a run's domains, read on PostgreSQL from two queries.
 
-    ``sort_key`` orders the issues' domains exactly as the caller reads the
-    domains, so each stream is consumed in step with them.
+    ``domains`` is a queryset of the run's domains and ``sort_key`` an
+    expression over their fields that orders them exactly as the caller
+    reads them, so each result is consumed in step with the caller.
     """
 
+    chunk_size = 2000
+
     def __init__(self, domains, week, sort_key):
-        chunk = 2000
-        counts = _aggregate(domains, week, order_by=[sort_key])
-        self._counts = _Peekable(
-            (row["domain_id"], row) for row in counts.iterator(chunk_size=chunk)
-        )
-        self._recent = _Peekable(
-            _recent(domains, week, order_by=[sort_key], chunk_size=chunk)
-        )
+        ordered = _ordered_domains(domains, sort_key)
+
+        # One narrow row per domain: read through an ordinary cursor, which
+        # PostgreSQL may run in parallel (it never does for a server-side
+        # one), and kept on the client, a few megabytes at most.
+        counts = self._read(*_counts_sql(domains, ordered, week))
+        self._counts = _Groups(counts)
+
+        # Ten rows per domain, with text: streamed from a server-side cursor.
+        recent = self._read(*_recent_sql(ordered, week), server_side=True)
+        self._recent = _Groups(_recent_issues((row[0], row[1:]) for row in recent))
 
     def figures_for(self, domain_id):
         """The figures of the next domain in order, which must have this id."""
         figures = Figures()
-        if self._counts.next_is(domain_id):
-            _add_counts(figures, next(self._counts)[1])
-        while self._recent.next_is(domain_id):
-            figures.recent.append(next(self._recent)[1])
+        for _, counted, closed, opened, closed_in_week in self._counts.take(domain_id):
+            figures.open = counted - closed
+            figures.closed = closed
+            figures.opened_this_week = opened
+            figures.closed_this_week = closed_in_week
+        figures.recent = [issue for _, issue in self._recent.take(domain_id)]
         return figures
 
+    def _read(self, sql, params, server_side=False):
+        """Yield the rows of ``sql``, fetched a chunk at a time.
 
-class _Peekable:
-    """An iterator of rows keyed by domain id, whose next key can be read."""
+        A server-side cursor is declared WITH HOLD, since Django runs in
+        autocommit: it outlives the commits of the batches read alongside.
+        """
+        cursor = connection.chunked_cursor() if server_side else connection.cursor()
+        with cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(self.chunk_size):
+                yield from rows
 
-    _end = object()
+
+class _Groups:
+    """Rows keyed by domain id in their first item, taken a domain at a
+    time in the order the rows come."""
 
     def __init__(self, rows):
-        self._rows = iter(rows)
-        self._next = self._end
+        self._groups = itertools.groupby(rows, key=operator.itemgetter(0))
+        self._next = next(self._groups, None)
 
-    def next_is(self, domain_id):
-        if self._next is self._end:
-            self._next = next(self._rows, self._end)
-        return self._next is not self._end and self._next[0] == domain_id
+    def take(self, domain_id):
+        """The rows of this domain if it comes next, else none."""
+        if self._next is None or self._next[0] != domain_id:
+            return []
+        rows = list(self._next[1])
+        self._next = next(self._groups, None)
+        return rows
 
-    def __next__(self):
-        row, self._next = self._next, self._end
-        return row
+
+def _ordered_domains(domains, sort_key):
+    """SQL for the domains' ids and sort keys, in the caller's order."""
+    return (
+        domains.annotate(weekly_sort_key=sort_key)
+        .order_by("weekly_sort_key")
+        .values_list("pk", "weekly_sort_key")
+        .query.sql_with_params()
+    )
+
+
+def _counts_sql(domains, ordered, week):
+    """The aggregate, grouped by domain id and only then joined to the
+    ordered domains: sorting the grouped rows rather than every issue."""
+    domains_sql, domains_params = ordered
+    Issue = conf.get_issue_model()
+    domain_column = connection.ops.quote_name(Issue._meta.get_field("domain").column)
+    counts_sql, counts_params = _aggregate(domains, week).query.sql_with_params()
+
+    sql = f"""
+        SELECT counts.{domain_column}, counts.counted, counts.closed,
+               counts.opened, counts.closed_in_week
+        FROM ({domains_sql}) AS weekly_domain (domain_id, sort_key)
+        JOIN ({counts_sql}) AS counts
+          ON counts.{domain_column} = weekly_domain.domain_id
+        ORDER BY weekly_domain.sort_key
+    """  # nosec B608: only SQL compiled by the ORM is interpolated
+    return sql, (*domains_params, *counts_params)
+
+
+def _recent_sql(ordered, week):
+    """Each domain's newest issues, read from the issue index a few rows per
+    domain through a LATERAL join, with a prefix of their descriptions."""
+    domains_sql, domains_params = ordered
+    Issue = conf.get_issue_model()
+    count = conf.get("RECENT_ISSUES")
+    newest = (
+        Issue.objects.filter(
+            _counted(week), domain=RawSQL("weekly_domain.domain_id", ())
+        )
+        .order_by("-created", "-pk")
+        .values_list("pk", "created", "views", "label", "description")[:count]
+    )
+    newest_sql, newest_params = newest.query.sql_with_params()
+
+    sql = f"""
+        SELECT weekly_domain.domain_id, recent.pk,
+               substr(recent.description, 1, %s), length(recent.description),
+               recent.views, recent.label
+        FROM ({domains_sql}) AS weekly_domain (domain_id, sort_key)
+        CROSS JOIN LATERAL ({newest_sql})
+          AS recent (pk, created, views, label, description)
+        ORDER BY weekly_domain.sort_key, recent.created DESC, recent.pk DESC
+    """  # nosec B608: only SQL compiled by the ORM is interpolated
+    return sql, (_description_prefix(), *domains_params, *newest_params)
 
 
 def _add_counts(figures, row):
@@ -195,12 +312,12 @@ def _add_counts(figures, row):
     figures.closed_this_week = row["closed_in_week"]
 
 
-def _aggregate(domains, week, order_by=()):
+def _aggregate(domains, week):
     """Rows of counts, one per domain that has counted issues."""
     closed = Q(status="closed")
     return (
         counted_issues(domains, week)
-        .order_by(*order_by)
+        .order_by()
         .values("domain_id")
         .annotate(
             counted=Count("pk"),
@@ -215,13 +332,15 @@ def _aggregate(domains, week, order_by=()):
     )
 
 
-def _recent(domains, week, order_by=(), chunk_size=2000):
-    """Yield ``(domain_id, RecentIssue)``, newest first within a domain."""
-    Issue = conf.get_issue_model()
-    count = conf.get("RECENT_ISSUES")
+def _description_prefix():
     limit = conf.get("DESCRIPTION_LENGTH")
-    prefix = max(_MIN_PREFIX, limit * _PREFIX_PER_CHARACTER)
-    labels = label_names()
+    return max(_MIN_PREFIX, limit * _PREFIX_PER_CHARACTER)
+
+
+def _recent(domains, week):
+    """Yield ``(domain_id, RecentIssue)``, newest first within a domain."""
+    count = conf.get("RECENT_ISSUES")
+    prefix = _description_prefix()
 
     # The window numbers the issues on narrow rows; only the few it keeps
     # are then read with their descriptions, so that a large text is never
@@ -237,13 +356,14 @@ def _recent(domains, week, order_by=(), chunk_size=2000):
         .filter(position__lte=count)
         .values("pk")
     )
+    Issue = conf.get_issue_model()
     rows = (
         Issue.objects.filter(pk__in=kept)
         .annotate(
             description_prefix=Substr("description", 1, prefix),
             description_length=Length("description"),
         )
-        .order_by(*(order_by or ["domain_id"]), *newest_first)
+        .order_by("domain_id", *newest_first)
         .values_list(
             "domain_id",
             "pk",
@@ -253,8 +373,19 @@ def _recent(domains, week, order_by=(), chunk_size=2000):
             "label",
         )
     )
+    return _recent_issues((row[0], row[1:]) for row in rows)
 
-    for domain_id, pk, text, length, views, label in rows.iterator(chunk_size):
+
+def _recent_issues(rows):
+    """Turn ``(domain_id, (pk, description prefix, description length,
+    views, label))`` rows into ``(domain_id, RecentIssue)``."""
+    Issue = conf.get_issue_model()
+    limit = conf.get("DESCRIPTION_LENGTH")
+    prefix = _description_prefix()
+    labels = label_names()
+    url_base, url_path = conf.site_url(), conf.get("ISSUE_PATH")
+
+    for domain_id, (pk, text, length, views, label) in rows:
         description, was_cut = clean_description(text, limit)
         if (length or 0) > prefix and not was_cut:
             # Mostly white space or long clusters: the prefix cannot decide
@@ -269,6 +400,6 @@ def _recent(domains, week, order_by=(), chunk_size=2000):
                 description=description,
                 views=views or 0,
                 label=labels.get(label, "" if label is None else str(label)),
-                url=issue_url(pk),
+                url=url_base + url_path.format(pk=pk),
             ),
         )
