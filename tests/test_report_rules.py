@@ -15,7 +15,9 @@ from post_office.models import Email
 
 from tests.factories import DomainFactory, IssueFactory, OrganizationFactory
 from weekly_reports.models import Delivery, Subscription
-from weekly_reports.stats import clean_description, compute_figures
+from weekly_reports.rendering import ReportTemplate, context_for
+from weekly_reports.reports import Report
+from weekly_reports.stats import Figures, clean_description, compute_figures
 from weekly_reports.weeks import IsoWeek
 
 pytestmark = pytest.mark.django_db
@@ -887,3 +889,22 @@ def test_ledger_keeps_the_domain_name_when_the_domain_is_deleted(domain, run_wee
 
     delivery = Delivery.objects.get()
     assert (delivery.domain, delivery.domain_name) == (None, "acme.example")
+
+
+# Numbers
+
+
+@pytest.mark.parametrize(
+    ("thousand_separator", "shown"), [(False, "12345 open"), (True, "12,345 open")]
+)
+def test_figures_show_thousand_separators_only_when_the_site_asks(
+    settings, thousand_separator, shown
+):
+    settings.USE_THOUSAND_SEPARATOR = thousand_separator
+    report = Report.sample(WEEK)
+    report.figures = Figures(open=12345, closed=1)
+    template = ReportTemplate.load()
+
+    _, _, html = template.render(context_for(report))
+
+    assert shown in html
