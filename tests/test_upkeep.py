@@ -17,6 +17,7 @@ from io import StringIO
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from post_office.models import Email, Log
 
@@ -295,3 +296,19 @@ def test_cleanup_line_runs_from_an_empty_environment(project, crontab):
 
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert log_file.read_text().startswith("Deleted 0 mails created before ")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="compression is PostgreSQL's"
+)
+@pytest.mark.django_db
+def test_mail_bodies_are_compressed_with_lz4_on_postgresql():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname, attcompression FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attname IN ('message', 'html_message')",
+            [Email._meta.db_table],
+        )
+        compression = dict(cursor.fetchall())
+
+    assert compression == {"message": "l", "html_message": "l"}
