@@ -14,7 +14,7 @@ from django.utils import timezone
 from post_office import settings as post_office_settings
 
 from .models import Delivery
-from .rendering import context_for, headers_for
+from .rendering import context_for, headers_for, unsubscribe_url
 from .runner import WeeklyRun
 
 # Pages that show a rendered report. Its text comes from anyone who filed an
@@ -60,12 +60,13 @@ def build_report(domain_name, week):
 
 def render_report(template, report):
     """Render a Report with a compiled ReportTemplate."""
-    subject, text, html = template.render(context_for(report))
+    context = context_for(report)
+    subject, text, html = template.render(context)
     headers = {
         "From": settings.DEFAULT_FROM_EMAIL,
         "To": ", ".join(report.recipients),
         "Subject": subject,
-        **headers_for(report.domain_pk),
+        **headers_for(context["unsubscribe_url"]),
     }
     return RenderedReport(report, subject, text, html, headers)
 
@@ -91,9 +92,10 @@ def ledger_note(report):
 def send_test(rendered, address):
     """Mail a rendered report to one address now, through the backend that
     delivers the reports; let the backend's error propagate."""
+    list_headers = headers_for(unsubscribe_url(rendered.report.domain_pk))
     headers = {
         name: value
-        for name, value in headers_for(rendered.report.domain_pk).items()
+        for name, value in list_headers.items()
         if name not in _HEADERS_LEFT_OUT_OF_TESTS
     }
     message = EmailMultiAlternatives(

@@ -144,11 +144,12 @@ def list_id():
     return f"{conf.get('LIST_ID_NAME')} <{conf.get('LIST_ID_DOMAIN')}>"
 
 
-def headers_for(domain_pk):
-    """Mailing-list headers: RFC 2369 and 8058 for one-click unsubscribe,
-    RFC 3834 so that auto-responders stay quiet, RFC 2919 for filtering."""
+def headers_for(unsubscribe):
+    """Mailing-list headers, given the report's ``unsubscribe_url``: RFC 2369
+    and 8058 for one-click unsubscribe, RFC 3834 so that auto-responders
+    stay quiet, RFC 2919 for filtering."""
     return {
-        "List-Unsubscribe": f"<{unsubscribe_url(domain_pk)}>",
+        "List-Unsubscribe": f"<{unsubscribe}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "Auto-Submitted": "auto-generated",
         "List-Id": list_id(),

@@ -514,7 +514,9 @@ class WeeklyRun:
             row.recipients = ", ".join(report.recipients)
             touched[report.domain_pk] = row
 
-            subject, text, html = template.render(context_for(report))
+            context = context_for(report)
+            subject, text, html = template.render(context)
+            headers = headers_for(context["unsubscribe_url"])
             for recipient in recipients:
                 emails.append(
                     Email(
@@ -523,7 +525,7 @@ class WeeklyRun:
                         subject=subject[:_SUBJECT_WIDTH],
                         message=text,
                         html_message=html,
-                        headers=headers_for(report.domain_pk),
+                        headers=dict(headers),
                         status=STATUS.queued,
                         priority=PRIORITY.medium,
                         template=template.email_template,
