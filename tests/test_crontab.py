@@ -259,6 +259,19 @@ def test_show_lists_every_job(project, crontab):
 
 
 @needs_cron
+def test_show_says_when_no_job_is_installed(project, crontab):
+    crontab.install("")
+
+    result = manage(project, "crontab", "show")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Currently active jobs in crontab:",
+        "  none; 'python manage.py crontab add' installs them",
+    ]
+
+
+@needs_cron
 def test_remove_leaves_every_other_line_untouched(project, crontab):
     others = (
         "MAILTO=ops@blt.example\n"

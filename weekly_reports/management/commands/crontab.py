@@ -194,9 +194,12 @@ class Crontab(BaseCrontab):
 
     def show_jobs(self):
         self.stdout.write("Currently active jobs in crontab:")
-        for line in self._own_lines():
+        lines = self._own_lines()
+        for line in lines:
             if self.verbosity >= 1:
                 self.stdout.write(self._describe(line))
+        if not lines:
+            self.stdout.write("  none; 'python manage.py crontab add' installs them")
 
     def remove_jobs(self):
         for line in self._own_lines():
