@@ -122,3 +122,25 @@ def test_resend_that_delivers_a_failed_report_marks_its_ledger_row_sent(
 
     row.refresh_from_db()
     assert (row.status, row.error) == ("sent", "")
+
+
+def test_html_part_is_shown_in_a_sandboxed_frame_not_in_the_page(admin_client):
+    email = Email.objects.create(
+        from_email="reports@blt.example",
+        to=["team@acme.example"],
+        subject="Weekly report",
+        message="Hello",
+        html_message='<style>body { color: red; }</style><p class="x">Hello</p>',
+        status=STATUS.sent,
+    )
+
+    content = admin_client.get(
+        reverse("admin:post_office_email_change", args=[email.pk])
+    ).content.decode()
+
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in content
+    assert (
+        'srcdoc="&lt;style&gt;body { color: red; }&lt;/style&gt;'
+        '&lt;p class=&quot;x&quot;&gt;Hello&lt;/p&gt;"'
+    ) in content
+    assert "<style>body { color: red; }" not in content

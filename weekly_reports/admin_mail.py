@@ -26,6 +26,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from post_office.models import STATUS, Email, EmailTemplate
@@ -66,6 +67,25 @@ class EmailAdmin(MalformedRequestMixin, post_office_admin.EmailAdmin):
 
     class Media:
         css = {"all": ["weekly_reports/admin.css"]}
+
+    @admin.display(description="HTML body")
+    def render_html_body(self, instance):
+        """The HTML part in a sandboxed frame, beside post_office's link to
+        its full-page preview: put into the page itself, as post_office does,
+        the message's styles restyled the admin around it."""
+        html = self._get_html_body(instance)
+        if not html:
+            return None
+        return format_html(
+            '<p><a href="{}" target="_blank" rel="noopener" class="button">{}</a></p>'
+            '<iframe class="weekly-report-html" title="{}" '
+            'sandbox="allow-popups allow-popups-to-escape-sandbox" '
+            'srcdoc="{}"></iframe>',
+            reverse("admin:post_office_email_preview", args=[instance.pk]),
+            "Preview",
+            "HTML part",
+            html,
+        )
 
     def resend(self, request, pk):
         if request.method != "POST":
