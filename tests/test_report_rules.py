@@ -836,39 +836,37 @@ def test_unknown_domain_exits_2_naming_it_and_writes_nothing(domain, run_weekly)
 # Missed weeks and the ledger
 
 
-def test_run_warns_naming_each_week_that_was_never_sent(domain, run_weekly, runner_log):
-    run_weekly("--week", "2026-W45", "--queue-only")
-    runner_log.clear()
-
-    run_weekly("--week", str(WEEK), "--dry-run")
-
-    assert [
-        record.getMessage()
-        for record in runner_log.records
-        if record.levelno == logging.WARNING
-    ] == [
-        "No weekly report was ever sent for 2026-W46, 2026-W47; run 'run_weekly "
-        "--week WEEK' for each."
-    ]
-
-
-def test_run_names_five_missed_weeks_and_counts_the_rest(
-    domain, run_weekly, runner_log
+@pytest.mark.parametrize(
+    ("last_sent", "warning"),
+    [
+        (
+            "2026-W45",
+            "No weekly report was ever sent for 2026-W46, 2026-W47; run "
+            "'run_weekly --week WEEK' for each.",
+        ),
+        (
+            "2026-W40",
+            "No weekly report was ever sent for 2026-W41, 2026-W42, 2026-W43, "
+            "2026-W44, 2026-W45 and 2 more weeks; run 'run_weekly --week WEEK' "
+            "for each.",
+        ),
+    ],
+    ids=["each week named", "five named and the rest counted"],
+)
+def test_run_warns_about_the_weeks_that_were_never_sent(
+    domain, run_weekly, runner_log, last_sent, warning
 ):
-    run_weekly("--week", "2026-W40", "--queue-only")
+    run_weekly("--week", last_sent, "--queue-only")
     runner_log.clear()
 
     run_weekly("--week", str(WEEK), "--dry-run")
 
-    assert [
+    warnings = [
         record.getMessage()
         for record in runner_log.records
         if record.levelno == logging.WARNING
-    ] == [
-        "No weekly report was ever sent for 2026-W41, 2026-W42, 2026-W43, "
-        "2026-W44, 2026-W45 and 2 more weeks; run 'run_weekly --week WEEK' for "
-        "each."
     ]
+    assert warnings == [warning]
 
 
 def test_run_after_the_previous_week_warns_about_nothing(
