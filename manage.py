@@ -7,7 +7,19 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "blt.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+
+    try:
+        # Read the settings now, so that a bad value in the environment or in
+        # .env ends the command with one line instead of a traceback. Django
+        # itself rejects an unknown TIME_ZONE with a ValueError.
+        settings.INSTALLED_APPS  # noqa: B018
+    except (ImproperlyConfigured, ValueError) as error:
+        message = " ".join(str(error).split())
+        print(f"Configuration error: {message}", file=sys.stderr)
+        sys.exit(2)
 
     execute_from_command_line(sys.argv)
 

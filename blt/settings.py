@@ -12,11 +12,31 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+class Env(environ.Env):
+    """django-environ's reader, whose errors name the variable at fault:
+    its own say only "invalid literal for int() with base 10: 'abc'"."""
+
+    def get_value(self, var, *args, **kwargs):
+        try:
+            return super().get_value(var, *args, **kwargs)
+        except (ValueError, TypeError) as error:
+            raise ImproperlyConfigured(f"{var} is invalid: {error}") from error
+
+    def count(self, var, default):
+        """A whole number of zero or more."""
+        value = self.int(var, default=default)
+        if value < 0:
+            raise ImproperlyConfigured(f"{var} must be 0 or more, not {value}.")
+        return value
+
+
+env = Env()
+Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="insecure-development-key-change-me")
 DEBUG = env.bool("DEBUG", default=False)
@@ -68,11 +88,13 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-    ),
-}
+_database_url = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+if urlsplit(_database_url).scheme not in Env.DB_SCHEMES:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL has the unknown scheme {urlsplit(_database_url).scheme!r}; "
+        "use postgres://USER@HOST:PORT/NAME or sqlite:////absolute/path."
+    )
+DATABASES = {"default": env.db_url_config(_database_url)}
 # Several processes (cron, a web server, delivery workers) share the SQLite
 # file of the demo. Write-ahead logging lets them write while a run streams
 # its domains, and waiting for a lock beats failing with "database is
@@ -124,8 +146,8 @@ ADMINS = [("BLT admins", address) for address in env.list("ADMINS", default=[])]
 POST_OFFICE = {
     # A 4xx answer or a dropped connection is retried on this schedule;
     # post_office itself defaults to no retry at all.
-    "MAX_RETRIES": env.int("MAIL_MAX_RETRIES", default=4),
-    "RETRY_INTERVAL": timedelta(minutes=env.int("MAIL_RETRY_MINUTES", default=15)),
+    "MAX_RETRIES": env.count("MAIL_MAX_RETRIES", default=4),
+    "RETRY_INTERVAL": timedelta(minutes=env.count("MAIL_RETRY_MINUTES", default=15)),
     "BATCH_SIZE": 100,
     "LOG_LEVEL": 2,
     "CELERY_ENABLED": env.bool("MAIL_CELERY", default=False),
@@ -186,7 +208,7 @@ CRONJOBS = [
     (
         env.str("MAIL_CLEANUP_SCHEDULE", default="30 3 * * *"),
         "django.core.management.call_command",
-        ["cleanup_mail", "--days", str(env.int("MAIL_KEEP_DAYS", default=90))],
+        ["cleanup_mail", "--days", str(env.count("MAIL_KEEP_DAYS", default=90))],
         {},
     ),
 ]

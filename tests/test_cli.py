@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.smtp import free_port
 from tests.subprocesses import ROOT
 
 pytestmark = pytest.mark.slow
@@ -57,3 +58,66 @@ def test_json_output_cut_short_by_the_reader_still_exits_0(sample_env):
         "Weekly reports for 2026-W48 (dry run): 34 would send, 6 skipped, "
         "0 already sent"
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "WEEKLY_REPORTS_BATCH_SIZE",
+            "abc",
+            "Configuration error: WEEKLY_REPORTS_BATCH_SIZE is invalid: invalid "
+            "literal for int() with base 10: 'abc'",
+        ),
+        (
+            "MAIL_MAX_RETRIES",
+            "-1",
+            "Configuration error: MAIL_MAX_RETRIES must be 0 or more, not -1.",
+        ),
+        ("EMAIL_URL", "bogus://x", "Configuration error: Invalid email schema bogus"),
+        (
+            "TIME_ZONE",
+            "Mars/Base",
+            "Configuration error: Incorrect timezone setting: Mars/Base",
+        ),
+        (
+            "DATABASE_URL",
+            "foo://bar",
+            "Configuration error: DATABASE_URL has the unknown scheme 'foo'; use "
+            "postgres://USER@HOST:PORT/NAME or sqlite:////absolute/path.",
+        ),
+    ],
+)
+def test_bad_setting_in_the_environment_is_one_line_and_exit_2(
+    sample_env, variable, value, message
+):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_weekly", "--dry-run"],
+        cwd=ROOT,
+        env={**sample_env, variable: value},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [message]
+
+
+def test_unreachable_database_is_one_line_and_exit_2(sample_env):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_weekly", "--dry-run"],
+        cwd=ROOT,
+        env={
+            **sample_env,
+            "DATABASE_URL": f"postgres://nobody@127.0.0.1:{free_port()}/x",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("CommandError: The database cannot be reached: ")
+    assert "Connection refused" in line

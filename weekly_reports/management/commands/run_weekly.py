@@ -3,6 +3,7 @@ import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError, connection
 from tqdm import tqdm
 
 from weekly_reports.exceptions import ReportError
@@ -73,6 +74,17 @@ class Command(BaseCommand):
             raise
 
     def handle(self, *args, **options):
+        try:
+            connection.ensure_connection()
+        except OperationalError as error:
+            # Unreachable at the start is a setting to fix (DATABASE_URL, or
+            # a server to start), said in one line; a failure later in the
+            # run keeps its traceback.
+            message = " ".join(str(error).split())
+            raise CommandError(
+                f"The database cannot be reached: {message}", returncode=2
+            ) from error
+
         # An empty --week is a mistake to report, not a request for the
         # default week.
         week = _week(options["week"]) if options["week"] is not None else None
