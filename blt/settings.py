@@ -190,6 +190,7 @@ CRONTAB_LOG_FILE = env.str(
     "CRONTAB_LOG_FILE", default=str(BASE_DIR / "var" / "cron.log")
 )
 CRONTAB_LOCK_JOBS = True
+CRONTAB_EXECUTABLE = env.str("CRONTAB_EXECUTABLE", default="/usr/bin/crontab")
 CRONJOBS = [
     (
         WEEKLY_REPORTS["SCHEDULE"],
