@@ -1084,6 +1084,7 @@ class Command(BaseCommand):
             speed_up >= FIGURES_SPEED_UP,
             f"{baseline['query_seconds']:.1f} s against {orm['wall']:.2f} s: "
             f"{speed_up:.1f}×",
+            domains=10_000,
         )
 
     def measure_rendering(self):
@@ -1133,6 +1134,7 @@ class Command(BaseCommand):
                 f"(at 100,000 domains), PROCESSES={processes}",
                 run["wall"] < QUEUE_ONLY_SECONDS,
                 f"{run['wall']:.1f} s for {self.domains:,} domains",
+                domains=100_000,
             )
         return queued
 
@@ -1217,6 +1219,7 @@ class Command(BaseCommand):
                     speed_up >= WHOLE_JOB_SPEED_UP,
                     f"{baseline['wall']:.1f} s against {whole.wall:.1f} s: "
                     f"{speed_up:.1f}×",
+                    domains=10_000,
                 )
 
         self.target(
@@ -1235,7 +1238,12 @@ class Command(BaseCommand):
             "the code changed during the run"
         )
 
-    def target(self, name, met, evidence):
+    def target(self, name, met, evidence, domains=None):
+        """Record a target and whether this run met it; one set for another
+        number of ``domains`` is listed but not judged."""
+        if domains is not None and domains != self.domains:
+            met = None
+            evidence += f" (the target is for {domains:,} domains)"
         self.targets.append((name, met, evidence))
 
     # The report.
@@ -1262,6 +1270,7 @@ class Command(BaseCommand):
             "Targets:",
             "",
         ]
+        verdicts = {True: "met", False: "MISSED", None: "not judged"}
         for name, met, evidence in self.targets:
-            lines.append(f"- {'met' if met else 'MISSED'}: {name}; {evidence}.")
+            lines.append(f"- {verdicts[met]}: {name}; {evidence}.")
         return "\n".join(lines) + "\n"
