@@ -139,7 +139,14 @@ TABLE_LEGEND = (
     "or of one of its workers; the forked rows start from the benchmark's own "
     "{own_mb:.0f} MB. The SMTP server is aiosmtpd on loopback in a process of "
     'its own, which accepts and discards every message; "machine busy" is '
-    "the share of all cores in use during the row, by anything."
+    "the share of all cores in use during the row, by anything. The (a) rows "
+    "split one run of the loop, so only its whole row has CPU and memory; "
+    '"refused" counts the send_mail calls that raised (addresses that Django '
+    "or the server turned down), which the loop passes over as BLT's does. "
+    "\"speed-up vs (a)\" divides the loop's query time by the figures' wall "
+    "time, and the whole loop's wall time by the whole job's. The rendering "
+    "row times the rendering alone, and its msgs/s is reports rendered per "
+    "second."
 )
 
 
