@@ -33,6 +33,20 @@ def start(background):
 
 
 @pytest.fixture
+def kill_at(subprocess_env, start, pause_at):
+    """Start a run, stop it before the statement ``point`` and kill it."""
+
+    def run(point):
+        paused = pause_at(point)
+        process = start(subprocess_env(**paused.env()))
+        paused.wait_for(process)
+        process.kill()
+        return process
+
+    return run
+
+
+@pytest.fixture
 def finish(subprocess_env, start):
     """Run the week again, undisturbed, to its end; return the process."""
 
@@ -44,45 +58,17 @@ def finish(subprocess_env, start):
     return run
 
 
-def test_run_killed_while_computing_has_queued_nothing(
-    subprocess_env, start, pause_at, side_database
-):
-    computing = pause_at(COMPUTING)
-    process = start(subprocess_env(**computing.env()))
-    computing.wait_for(process)
-
-    process.kill()
+def test_run_killed_while_computing_has_queued_nothing(kill_at, side_database):
+    kill_at(COMPUTING)
 
     assert side_database.value("SELECT COUNT(*) FROM weekly_reports_delivery") == 0
     assert side_database.value("SELECT COUNT(*) FROM post_office_email") == 0
 
 
-def test_run_after_a_kill_while_computing_sends_every_report_once(
-    subprocess_env, start, pause_at, finish, smtp_server, side_database
-):
-    computing = pause_at(COMPUTING)
-    process = start(subprocess_env(**computing.env()))
-    computing.wait_for(process)
-    process.kill()
-
-    rerun = finish()
-
-    assert rerun.popen.returncode == 0, rerun.stderr
-    assert rerun.last_line() == (
-        f"Weekly reports for {WEEK}: 12 sent, 0 skipped, 0 failed, 0 already sent"
-    )
-    assert Counter(smtp_server.recipients()) == EVERY_ADDRESS
-    assert set(side_database.ledger().values()) == {("sent", "", "")}
-
-
 def test_run_killed_after_queueing_a_batch_leaves_it_queued_and_unsent(
-    subprocess_env, start, pause_at, smtp_server, side_database
+    kill_at, smtp_server, side_database
 ):
-    delivering = pause_at(DELIVERING)
-    process = start(subprocess_env(**delivering.env()))
-    delivering.wait_for(process)
-
-    process.kill()
+    kill_at(DELIVERING)
 
     assert side_database.ledger() == {
         f"app{n:02d}.example": ("queued", "", "") for n in range(1, 5)
@@ -91,13 +77,11 @@ def test_run_killed_after_queueing_a_batch_leaves_it_queued_and_unsent(
     assert smtp_server.received == []
 
 
-def test_run_after_a_kill_after_queueing_a_batch_sends_every_report_once(
-    subprocess_env, start, pause_at, finish, smtp_server, side_database
+@pytest.mark.parametrize("point", [COMPUTING, DELIVERING], ids=["computing", "queued"])
+def test_run_after_a_kill_sends_every_report_once(
+    point, kill_at, finish, smtp_server, side_database
 ):
-    delivering = pause_at(DELIVERING)
-    process = start(subprocess_env(**delivering.env()))
-    delivering.wait_for(process)
-    process.kill()
+    kill_at(point)
 
     rerun = finish()
 
@@ -110,12 +94,9 @@ def test_run_after_a_kill_after_queueing_a_batch_sends_every_report_once(
 
 
 def test_send_queued_mail_leaves_a_killed_runs_batch_alone_during_the_hold(
-    subprocess_env, start, pause_at, background, smtp_server
+    subprocess_env, kill_at, background, smtp_server
 ):
-    delivering = pause_at(DELIVERING)
-    process = start(subprocess_env(**delivering.env()))
-    delivering.wait_for(process)
-    process.kill()
+    kill_at(DELIVERING)
 
     sender = background(subprocess_env(), "send_queued_mail")
     sender.wait(60)
@@ -125,12 +106,9 @@ def test_send_queued_mail_leaves_a_killed_runs_batch_alone_during_the_hold(
 
 
 def test_send_queued_mail_delivers_a_killed_runs_batch_once_the_hold_passed(
-    subprocess_env, start, pause_at, background, smtp_server, side_database
+    subprocess_env, kill_at, background, smtp_server, side_database
 ):
-    delivering = pause_at(DELIVERING)
-    process = start(subprocess_env(**delivering.env()))
-    delivering.wait_for(process)
-    process.kill()
+    kill_at(DELIVERING)
     side_database.execute(
         "UPDATE post_office_email SET scheduled_time = '2026-01-01 00:00:00+00:00'"
     )

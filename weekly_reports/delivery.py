@@ -14,6 +14,8 @@ same moment. A run that dies leaves them to the next run or, once the hold
 has passed, to ``send_queued_mail``.
 """
 
+import functools
+import gc
 import logging
 import multiprocessing
 import os
@@ -23,7 +25,7 @@ import time
 from contextlib import contextmanager, suppress
 
 from django.core.mail import get_connection
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 from post_office import settings as post_office_settings
@@ -31,9 +33,16 @@ from post_office.lockfile import FileLock, FileLocked
 from post_office.mail import default_lockfile
 from post_office.models import STATUS, Email, Log
 
+from . import mime
+
 logger = logging.getLogger(__name__)
 
 PENDING = (STATUS.queued, STATUS.requeued)
+
+# Due messages that deliver_due() takes from the queue and deals out to its
+# processes at a time: enough that setting up a round costs little per
+# message, few enough that a round's ids stay a short list.
+ROUND_SIZE = 1000
 
 
 def is_temporary(error):
@@ -174,13 +183,23 @@ def due_email_ids(limit):
     )
 
 
-def deliver_due(processes=1, batch_size=100):
-    """Deliver every due message in the queue, batch by batch; return how
+def deliver_due(processes=1, round_size=ROUND_SIZE):
+    """Deliver every due message in the queue, round by round; return how
     many were sent, failed and requeued, in that order."""
+    if processes <= 1:
+        return _deliver_rounds(None, round_size)
+
+    # One pool for all rounds: forking, and each process connecting to the
+    # database and the mail server, would otherwise be paid again per round.
+    with DeliveryPool(processes) as pool:
+        return _deliver_rounds(pool, round_size)
+
+
+def _deliver_rounds(pool, round_size):
     totals = {STATUS.sent: 0, STATUS.failed: 0, STATUS.requeued: 0}
     while True:
-        email_ids = due_email_ids(batch_size)
-        results = deliver(email_ids, processes) if email_ids else {}
+        email_ids = due_email_ids(round_size)
+        results = deliver(email_ids, pool=pool) if email_ids else {}
         if not results:
             # Nothing due, or everything due is being sent by another sender.
             return totals[STATUS.sent], totals[STATUS.failed], totals[STATUS.requeued]
@@ -201,13 +220,61 @@ def _due(now):
     )
 
 
-def _held_or_due(now):
-    """Messages the run that queued them may take: a first attempt is taken
-    even while it is held back from other senders, a retry only when due."""
-    first_attempt = Q(status=STATUS.queued) & (
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+def _claim(email_pk, held, now):
+    """Mark one pending message sent if this sender may take it now; return
+    whether it did.
+
+    Any sender may take a message that is due (see ``_due``). The run that
+    queued a message, ``held``, may also take its first attempt while it is
+    held back from the others; a retry only when due.
+
+    This is the UPDATE that ``Email.objects.filter(...).update(...)`` would
+    run with those conditions, written once: building it through the ORM
+    for every message took four times the CPU of running it.
+    """
+    alias = router.db_for_write(Email)
+    connection = connections[alias]
+    moment = connection.ops.adapt_datetimefield_value(now)
+    params = [STATUS.sent, moment, email_pk, *PENDING, moment, moment]
+    if held:
+        params.append(STATUS.queued)
+
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(alias, held), params)
+        return cursor.rowcount == 1
+
+
+@functools.cache
+def _claim_sql(alias, held):
+    quote = connections[alias].ops.quote_name
+    table = quote(Email._meta.db_table)
+    pk = quote(Email._meta.pk.column)
+    status, updated, scheduled, expires = (
+        quote(Email._meta.get_field(name).column)
+        for name in ("status", "last_updated", "scheduled_time", "expires_at")
     )
-    return first_attempt | _due(now)
+    first_attempt = f" OR {status} = %s" if held else ""
+    return (
+        f"UPDATE {table} SET {status} = %s, {updated} = %s "
+        f"WHERE {pk} = %s AND {status} IN (%s, %s) "
+        f"AND ({expires} IS NULL OR {expires} > %s) "
+        f"AND ({scheduled} IS NULL OR {scheduled} <= %s{first_attempt})"
+    )
+
+
+@contextmanager
+def _collecting_young_objects():
+    """Keep the objects alive on entry out of the garbage collector's way
+    until exit, so that a collection inside looks only through the objects
+    made since. A process that froze objects itself is left as it is."""
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
 
 
 class Deliverer:
@@ -236,26 +303,33 @@ class Deliverer:
         ``held`` is for the run that queued the messages: it may take them
         during the time they are held back from other senders.
         """
-        eligible = _held_or_due if held else _due
         results = {}
         email_ids = sorted(email_ids)
-        for start in range(0, len(email_ids), self.chunk_size):
-            chunk = email_ids[start : start + self.chunk_size]
-            emails = (
-                Email.objects.filter(pk__in=chunk, status__in=PENDING)
-                .select_related("template")
-                .prefetch_related("attachments")
-                .order_by("pk")
-            )
-            logs = []
-            for email in emails:
-                status = self._deliver_one(email, eligible, logs)
-                if status is not None:
-                    results[email.pk] = status
-            Log.objects.bulk_create(logs)
+        with _collecting_young_objects():
+            for start in range(0, len(email_ids), self.chunk_size):
+                chunk = email_ids[start : start + self.chunk_size]
+                self._deliver_chunk(chunk, held, results)
+                # A chunk's messages and their MIME trees hold reference
+                # cycles; collected now, a process's memory stays that of
+                # one chunk instead of growing until the next full turn.
+                gc.collect()
         return results
 
-    def _deliver_one(self, email, eligible, logs):
+    def _deliver_chunk(self, chunk, held, results):
+        emails = (
+            Email.objects.filter(pk__in=chunk, status__in=PENDING)
+            .select_related("template")
+            .prefetch_related("attachments")
+            .order_by("pk")
+        )
+        logs = []
+        for email in emails:
+            status = self._deliver_one(email, held, logs)
+            if status is not None:
+                results[email.pk] = status
+        Log.objects.bulk_create(logs)
+
+    def _deliver_one(self, email, held, logs):
         """Claim, send and commit one message.
 
         The claim is an UPDATE that marks the message sent; its row lock is
@@ -269,18 +343,14 @@ class Deliverer:
             # deferred with that error, and retried on the usual schedule.
             return self._record_failure(email, self.unreachable, logs)
 
-        now = timezone.now()
         try:
-            with transaction.atomic():
-                claimed = Email.objects.filter(
-                    eligible(now), pk=email.pk, status__in=PENDING
-                ).update(status=STATUS.sent, last_updated=now)
-                if not claimed:
+            with transaction.atomic(using=router.db_for_write(Email)):
+                if not _claim(email.pk, held, timezone.now()):
                     return None
                 # Opened here, not by send_messages(), which would close
                 # again after each message what it opened itself.
                 self.connection.open()
-                self.connection.send_messages([email.prepare_email_message()])
+                mime.send(self.connection, email.prepare_email_message())
         except Exception as error:
             # A failed exchange can leave the connection half-open; the next
             # message starts a fresh one.

@@ -1,6 +1,5 @@
 from post_office.management.commands import send_queued_mail
 
-from weekly_reports import conf
 from weekly_reports.delivery import deliver_due, sender_lock
 from weekly_reports.models import Delivery
 from weekly_reports.runner import settle
@@ -22,9 +21,7 @@ class Command(send_queued_mail.Command):
                 self.stdout.write("Another sender holds the lock; nothing to do.")
                 return
 
-            sent, failed, requeued = deliver_due(
-                processes=options["processes"], batch_size=conf.post_office_batch_size()
-            )
+            sent, failed, requeued = deliver_due(processes=options["processes"])
             # The reports whose retries just went out or failed for good
             # would otherwise stay "queued" in the ledger: run_weekly settles
             # only the week it runs.
