@@ -121,3 +121,19 @@ def test_unreachable_database_is_one_line_and_exit_2(sample_env):
     (line,) = result.stderr.splitlines()
     assert line.startswith("CommandError: The database cannot be reached: ")
     assert "Connection refused" in line
+
+
+def test_settings_option_is_read_before_the_settings_are_checked(sample_env):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--settings=blt.no_such_settings"],
+        cwd=ROOT,
+        env=sample_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "Configuration error: No module named 'blt.no_such_settings'"
+    ]
