@@ -254,8 +254,10 @@ def _claim_sql(alias, held):
         for name in ("status", "last_updated", "scheduled_time", "expires_at")
     )
     first_attempt = f" OR {status} = %s" if held else ""
+    # Only names quoted from the model's options go into the text; every
+    # value is a parameter.
     return (
-        f"UPDATE {table} SET {status} = %s, {updated} = %s "
+        f"UPDATE {table} SET {status} = %s, {updated} = %s "  # nosec B608
         f"WHERE {pk} = %s AND {status} IN (%s, %s) "
         f"AND ({expires} IS NULL OR {expires} > %s) "
         f"AND ({scheduled} IS NULL OR {scheduled} <= %s{first_attempt})"
