@@ -64,11 +64,9 @@ def benchmark_database_url():
         admin.close()
 
 
-@pytest.fixture(scope="module")
-def tiny_benchmark(benchmark_database_url, tmp_path_factory):
-    """Run the benchmark over 20 domains, once for all the tests here; return
-    the finished process and the table it wrote."""
-    tmp_path = tmp_path_factory.mktemp("benchmark")
+def run_benchmark(database_url, tmp_path, *options):
+    """Run the benchmark over 20 domains; return the finished process and the
+    table it wrote."""
     table = tmp_path / "benchmark.md"
     result = subprocess.run(
         [
@@ -87,11 +85,12 @@ def tiny_benchmark(benchmark_database_url, tmp_path_factory):
             str(table),
             "--log-dir",
             str(tmp_path / "logs"),
+            *options,
         ],
         cwd=ROOT,
         env={
             "PATH": os.environ["PATH"],
-            "DATABASE_URL": benchmark_database_url,
+            "DATABASE_URL": database_url,
             "DEBUG": "false",
         },
         capture_output=True,
@@ -102,12 +101,21 @@ def tiny_benchmark(benchmark_database_url, tmp_path_factory):
     return result, table.read_text() if table.exists() else ""
 
 
+def row_names(table):
+    return [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(benchmark_database_url, tmp_path_factory):
+    """The whole benchmark, once for all the tests here."""
+    return run_benchmark(benchmark_database_url, tmp_path_factory.mktemp("full"))
+
+
 def test_benchmark_writes_a_row_for_every_measurement(tiny_benchmark):
     result, table = tiny_benchmark
 
     assert result.returncode == 0, result.stderr
-    rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()]
-    assert [row for row in rows if row in ROWS] == ROWS
+    assert [row for row in row_names(table) if row in ROWS] == ROWS
 
 
 def test_benchmark_finds_the_same_figures_on_both_sides(tiny_benchmark):
@@ -140,3 +148,25 @@ def test_benchmark_lists_every_target_and_judges_those_for_any_size(
     assert all(
         line.startswith(("- met: ", "- MISSED: ", "- not judged: ")) for line in targets
     )
+
+
+def test_benchmark_without_the_delivery_comparison_times_the_job_once(
+    tiny_benchmark, benchmark_database_url, tmp_path
+):
+    result, table = run_benchmark(
+        benchmark_database_url,
+        tmp_path,
+        "--reuse-data",
+        "--skip-baseline",
+        "--skip-delivery-comparison",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert [row for row in row_names(table) if row in ROWS] == [
+        "(b) figures: aggregate + LATERAL SQL, bare",
+        "(b) figures: FigureStream, all domains",
+        "(b) rendering: ReportTemplate.render",
+        "(b) run_weekly --queue-only, PROCESSES=1",
+        "(b) run_weekly --queue-only, PROCESSES=2",
+        "(b) run_weekly, whole job, PROCESSES=2",
+    ]
