@@ -1,6 +1,7 @@
 """System checks: a wrong setting is reported at start-up with a hint,
 rather than halfway through a weekly run."""
 
+from croniter import croniter
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -76,4 +77,31 @@ def check_settings(app_configs, **kwargs):
                 id="weekly_reports.E005",
             )
         )
+
+    errors.extend(_check_schedules())
     return errors
+
+
+def _check_schedules():
+    """Cron refuses a schedule such as "61 * * * *" only when `crontab add`
+    installs it; said at start-up, it is fixed before the week it would
+    have missed."""
+    schedules = [
+        (f"WEEKLY_REPORTS[{key!r}]", conf.get(key))
+        for key in ("SCHEDULE", "RETRY_SCHEDULE")
+    ]
+    schedules += [
+        (f"CRONJOBS[{number}]", job[0])
+        for number, job in enumerate(getattr(settings, "CRONJOBS", []))
+        if job
+    ]
+    return [
+        checks.Error(
+            f"{name} is not a cron schedule: {schedule!r}.",
+            hint="Five fields: minute (0-59), hour (0-23), day of month "
+            "(1-31), month (1-12) and day of week (0-7), such as '0 9 * * 1'.",
+            id="weekly_reports.E006",
+        )
+        for name, schedule in schedules
+        if not (isinstance(schedule, str) and croniter.is_valid(schedule))
+    ]
