@@ -313,11 +313,35 @@ def test_added_line_runs_run_weekly_from_an_empty_environment(project, crontab):
 
 
 @needs_cron
-def test_add_leaves_the_crontab_as_it_was_when_crontab_refuses_it(project, crontab):
+def test_add_refuses_a_schedule_cron_would_refuse_before_touching_the_crontab(
+    project, crontab
+):
     crontab.install(f"{SCHEDULE} /bin/true # someone else's job\n")
 
     result = manage(
         project, "crontab", "add", env={"WEEKLY_REPORTS_SCHEDULE": "61 * * * *"}
+    )
+
+    assert result.returncode == 1
+    assert (
+        "(weekly_reports.E006) WEEKLY_REPORTS['SCHEDULE'] is not a cron schedule: "
+        "'61 * * * *'." in result.stderr
+    )
+    assert crontab.lines() == [f"{SCHEDULE} /bin/true # someone else's job"]
+
+
+@needs_cron
+def test_add_leaves_the_crontab_as_it_was_when_crontab_refuses_it(project, crontab):
+    crontab.install(f"{SCHEDULE} /bin/true # someone else's job\n")
+
+    # Past the system check, as a schedule that croniter accepts and this
+    # cron does not would be.
+    result = manage(
+        project,
+        "crontab",
+        "add",
+        "--skip-checks",
+        env={"WEEKLY_REPORTS_SCHEDULE": "61 * * * *"},
     )
 
     assert result.returncode == 1
