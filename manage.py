@@ -24,7 +24,7 @@ def main():
     handle_default_options(options)
     try:
         settings.INSTALLED_APPS  # noqa: B018
-    except (ImproperlyConfigured, ImportError, ValueError) as error:
+    except (ImproperlyConfigured, ImportError, ValueError, OverflowError) as error:
         message = " ".join(str(error).split())
         print(f"Configuration error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -17,6 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+_LARGEST_COUNT = 2**31 - 1
+
+
 class Env(environ.Env):
     """django-environ's reader, whose errors name the variable at fault:
     its own say only "invalid literal for int() with base 10: 'abc'"."""
@@ -27,12 +30,22 @@ class Env(environ.Env):
         except (ValueError, TypeError) as error:
             raise ImproperlyConfigured(f"{var} is invalid: {error}") from error
 
-    def count(self, var, default):
-        """A whole number of zero or more."""
+    def count(self, var, default, minimum=0):
+        """A whole number from ``minimum`` up to what a C int holds, the most
+        that timedelta() and a socket's time-out take."""
         value = self.int(var, default=default)
-        if value < 0:
-            raise ImproperlyConfigured(f"{var} must be 0 or more, not {value}.")
+        if not minimum <= value <= _LARGEST_COUNT:
+            raise ImproperlyConfigured(
+                f"{var} must be from {minimum} to {_LARGEST_COUNT}, not {value}."
+            )
         return value
+
+    def parsed_url(self, var, parse, default):
+        """A URL setting parsed by ``parse``, whose errors name ``var``."""
+        try:
+            return parse(self.str(var, default=default))
+        except (ImproperlyConfigured, ValueError, TypeError, KeyError) as error:
+            raise ImproperlyConfigured(f"{var} is invalid: {error}") from error
 
 
 env = Env()
@@ -89,12 +102,16 @@ TEMPLATES = [
 ]
 
 _database_url = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-if urlsplit(_database_url).scheme not in Env.DB_SCHEMES:
+# The app runs on PostgreSQL and SQLite; other backends' drivers are not in
+# requirements.txt, and Django would fail on them with a traceback.
+if urlsplit(_database_url).scheme not in ("postgres", "postgresql", "sqlite"):
     raise ImproperlyConfigured(
         f"DATABASE_URL has the unknown scheme {urlsplit(_database_url).scheme!r}; "
         "use postgres://USER@HOST:PORT/NAME or sqlite:////absolute/path."
     )
-DATABASES = {"default": env.db_url_config(_database_url)}
+DATABASES = {
+    "default": env.parsed_url("DATABASE_URL", env.db_url_config, _database_url)
+}
 # Several processes (cron, a web server, delivery workers) share the SQLite
 # file of the demo. Write-ahead logging lets them write while a run streams
 # its domains, and waiting for a lock beats failing with "database is
@@ -116,6 +133,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+if not TIME_ZONE:
+    # Django checks a time zone's name only when it is not empty.
+    raise ImproperlyConfigured("TIME_ZONE is empty; name a zone such as UTC.")
 USE_I18N = True
 USE_TZ = True
 
@@ -126,7 +146,7 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # copy of the production database can never mail real organizations by
 # accident. ``filemail:///dir`` is a folder beside manage.py,
 # ``filemail:////abs/dir`` an absolute one.
-_email = env.email_url("EMAIL_URL", default="filemail:///sent_mail")
+_email = env.parsed_url("EMAIL_URL", env.email_url_config, "filemail:///sent_mail")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
 EMAIL_PORT = _email["EMAIL_PORT"] or 25
@@ -136,7 +156,7 @@ EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_FILE_PATH = BASE_DIR / (_email["EMAIL_FILE_PATH"] or "sent_mail")
 # A mail server that stops answering must not hang the weekly run forever.
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+EMAIL_TIMEOUT = env.count("EMAIL_TIMEOUT", default=30, minimum=1)
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="OWASP BLT <reports@blt.example>"
 )

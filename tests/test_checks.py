@@ -13,15 +13,16 @@ def test_the_project_settings_pass_every_check():
     assert check_settings(None) == []
 
 
-@pytest.mark.parametrize("value", [0, -1, "500", True, None])
-def test_batch_size_must_be_a_positive_whole_number(settings, value):
+@pytest.mark.parametrize("value", [0, -1, 1_000_001, 2**63, "500", True, None])
+def test_batch_size_must_be_a_whole_number_in_range(settings, value):
     settings.WEEKLY_REPORTS = {**settings.WEEKLY_REPORTS, "BATCH_SIZE": value}
 
     (error,) = check_settings(None)
 
     assert error.id == "weekly_reports.E003"
     assert error.msg == (
-        f"WEEKLY_REPORTS['BATCH_SIZE'] must be a positive whole number, not {value!r}."
+        f"WEEKLY_REPORTS['BATCH_SIZE'] must be a whole number from 1 to "
+        f"1,000,000, not {value!r}."
     )
 
 
@@ -37,8 +38,11 @@ def test_issue_path_without_its_pk_is_refused(settings):
     assert error_ids(check_settings(None)) == ["weekly_reports.E004"]
 
 
-def test_site_url_must_be_absolute(settings):
-    settings.SITE_URL = "blt.example"
+@pytest.mark.parametrize(
+    "site_url", ["blt.example", "ftp://blt.example", "http://exa mple.com"]
+)
+def test_site_url_must_be_an_absolute_web_address(settings, site_url):
+    settings.SITE_URL = site_url
 
     assert error_ids(check_settings(None)) == ["weekly_reports.E005"]
 

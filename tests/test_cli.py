@@ -72,13 +72,46 @@ def test_json_output_cut_short_by_the_reader_still_exits_0(sample_env):
         (
             "MAIL_MAX_RETRIES",
             "-1",
-            "Configuration error: MAIL_MAX_RETRIES must be 0 or more, not -1.",
+            "Configuration error: MAIL_MAX_RETRIES must be from 0 to 2147483647, "
+            "not -1.",
         ),
-        ("EMAIL_URL", "bogus://x", "Configuration error: Invalid email schema bogus"),
+        (
+            "EMAIL_URL",
+            "bogus://x",
+            "Configuration error: EMAIL_URL is invalid: Invalid email schema bogus",
+        ),
+        (
+            "EMAIL_URL",
+            "smtp://mail.example:abc",
+            "Configuration error: EMAIL_URL is invalid: Port could not be cast to "
+            "integer value as 'abc'",
+        ),
+        (
+            "MAIL_RETRY_MINUTES",
+            "99999999999999999999",
+            "Configuration error: MAIL_RETRY_MINUTES must be from 0 to 2147483647, "
+            "not 99999999999999999999.",
+        ),
+        (
+            "TIME_ZONE",
+            "",
+            "Configuration error: TIME_ZONE is empty; name a zone such as UTC.",
+        ),
+        (
+            "EMAIL_TIMEOUT",
+            "0",
+            "Configuration error: EMAIL_TIMEOUT must be from 1 to 2147483647, not 0.",
+        ),
         (
             "TIME_ZONE",
             "Mars/Base",
             "Configuration error: Incorrect timezone setting: Mars/Base",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://root@127.0.0.1/blt",
+            "Configuration error: DATABASE_URL has the unknown scheme 'mysql'; use "
+            "postgres://USER@HOST:PORT/NAME or sqlite:////absolute/path.",
         ),
         (
             "DATABASE_URL",
@@ -136,4 +169,23 @@ def test_settings_option_is_read_before_the_settings_are_checked(sample_env):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "Configuration error: No module named 'blt.no_such_settings'"
+    ]
+
+
+def test_unmigrated_database_is_one_line_and_exit_2(sample_env, tmp_path):
+    empty = tmp_path / "empty.sqlite3"
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_weekly", "--dry-run"],
+        cwd=ROOT,
+        env={**sample_env, "DATABASE_URL": f"sqlite:///{empty}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"CommandError: The database {empty} has no weekly reports tables; run "
+        "'python manage.py migrate' first."
     ]

@@ -4,9 +4,14 @@ rather than halfway through a weekly run."""
 from croniter import croniter
 from django.conf import settings
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import URLValidator
 
 from . import conf
+
+# Far above any sensible value, and below what a database's integer takes:
+# a batch of 2**63 domains failed in the middle of a run.
+_LARGEST = 1_000_000
 
 
 @checks.register()
@@ -50,11 +55,12 @@ def check_settings(app_configs, **kwargs):
     )
     for key in positive_integers:
         value = conf.get(key) if key not in unknown else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        is_number = isinstance(value, int) and not isinstance(value, bool)
+        if not is_number or not 1 <= value <= _LARGEST:
             errors.append(
                 checks.Error(
-                    f"WEEKLY_REPORTS[{key!r}] must be a positive whole number, "
-                    f"not {value!r}.",
+                    f"WEEKLY_REPORTS[{key!r}] must be a whole number from 1 to "
+                    f"{_LARGEST:,}, not {value!r}.",
                     id="weekly_reports.E003",
                 )
             )
@@ -69,7 +75,7 @@ def check_settings(app_configs, **kwargs):
         )
 
     site_url = conf.site_url()
-    if not site_url.startswith(("https://", "http://")):
+    if not _is_web_url(site_url):
         errors.append(
             checks.Error(
                 f"SITE_URL must be an absolute http(s) URL, not {site_url!r}.",
@@ -80,6 +86,14 @@ def check_settings(app_configs, **kwargs):
 
     errors.extend(_check_schedules())
     return errors
+
+
+def _is_web_url(url):
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        return False
+    return True
 
 
 def _check_schedules():

@@ -2,11 +2,13 @@ import json
 import os
 import sys
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, connection
 from tqdm import tqdm
 
 from weekly_reports.exceptions import ReportError
+from weekly_reports.models import Delivery
 from weekly_reports.runner import WeeklyRun
 from weekly_reports.weeks import IsoWeek
 
@@ -76,14 +78,21 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             connection.ensure_connection()
-        except OperationalError as error:
-            # Unreachable at the start is a setting to fix (DATABASE_URL, or
-            # a server to start), said in one line; a failure later in the
-            # run keeps its traceback.
+        except (OperationalError, ImproperlyConfigured) as error:
+            # Unreachable at the start, or no driver for it, is a setting to
+            # fix (DATABASE_URL, a server to start, a package to install),
+            # said in one line; a failure later in the run keeps its
+            # traceback.
             message = " ".join(str(error).split())
             raise CommandError(
                 f"The database cannot be reached: {message}", returncode=2
             ) from error
+        if Delivery._meta.db_table not in connection.introspection.table_names():
+            raise CommandError(
+                f"The database {connection.settings_dict['NAME']} has no weekly "
+                "reports tables; run 'python manage.py migrate' first.",
+                returncode=2,
+            )
 
         # An empty --week is a mistake to report, not a request for the
         # default week.
