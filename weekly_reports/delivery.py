@@ -118,18 +118,13 @@ def sender_lock(wait_seconds, lockfile=None):
             lock.release()
 
 
-def deliver(email_ids, processes=1, held=False, pool=None):
+def deliver(email_ids, held=False, pool=None):
     """Deliver these messages and return ``{email_id: status}`` for the ones
-    this call claimed: in this process, in ``pool``, or in a pool of
-    ``processes`` forked just for this call."""
+    this call claimed: in ``pool`` when there is one, else in this process."""
     email_ids = sorted(email_ids)
     if pool is not None:
         return pool.deliver(email_ids, held)
-    if processes <= 1 or len(email_ids) < 2:
-        return _deliver_share(email_ids, held)
-
-    with DeliveryPool(processes) as temporary_pool:
-        return temporary_pool.deliver(email_ids, held)
+    return _deliver_share(email_ids, held)
 
 
 class DeliveryPool:
@@ -220,7 +215,7 @@ def _due(now):
     )
 
 
-def _claim(email_pk, held, now):
+def _claim(alias, email_pk, held, now):
     """Mark one pending message sent if this sender may take it now; return
     whether it did.
 
@@ -232,7 +227,6 @@ def _claim(email_pk, held, now):
     run with those conditions, written once: building it through the ORM
     for every message took four times the CPU of running it.
     """
-    alias = router.db_for_write(Email)
     connection = connections[alias]
     moment = connection.ops.adapt_datetimefield_value(now)
     params = [STATUS.sent, moment, email_pk, *PENDING, moment, moment]
@@ -287,6 +281,8 @@ class Deliverer:
     def __init__(self):
         alias = post_office_settings.get_default_mailer()
         self.connection = get_connection(post_office_settings.get_backend(alias))
+        # The database the claims are written to.
+        self.alias = router.db_for_write(Email)
         self.max_retries = post_office_settings.get_max_retries()
         self.retry_interval = post_office_settings.get_retry_timedelta()
         self.unreachable = None
@@ -346,8 +342,8 @@ class Deliverer:
             return self._record_failure(email, self.unreachable, logs)
 
         try:
-            with transaction.atomic(using=router.db_for_write(Email)):
-                if not _claim(email.pk, held, timezone.now()):
+            with transaction.atomic(using=self.alias):
+                if not _claim(self.alias, email.pk, held, timezone.now()):
                     return None
                 # Opened here, not by send_messages(), which would close
                 # again after each message what it opened itself.

@@ -178,7 +178,7 @@ def compute_figures(domain_ids, week):
         return figures
 
     for row in _aggregate(domain_ids, week):
-        _add_counts(figures[row["domain_id"]], row)
+        _add_counts(figures[row.pop("domain_id")], **row)
 
     for domain_id, issue in _recent(domain_ids, week):
         figures[domain_id].recent.append(issue)
@@ -206,16 +206,13 @@ class FigureStream:
 
         # Ten rows per domain, with text: streamed from a server-side cursor.
         recent = self._read(*_recent_sql(ordered, week), server_side=True)
-        self._recent = _Groups(_recent_issues((row[0], row[1:]) for row in recent))
+        self._recent = _Groups(_recent_issues(recent))
 
     def figures_for(self, domain_id):
         """The figures of the next domain in order, which must have this id."""
         figures = Figures()
-        for _, counted, closed, opened, closed_in_week in self._counts.take(domain_id):
-            figures.open = counted - closed
-            figures.closed = closed
-            figures.opened_this_week = opened
-            figures.closed_this_week = closed_in_week
+        for _, *counts in self._counts.take(domain_id):
+            _add_counts(figures, *counts)
         figures.recent = [issue for _, issue in self._recent.take(domain_id)]
         return figures
 
@@ -305,11 +302,12 @@ def _recent_sql(ordered, week):
     return sql, (_description_prefix(), *domains_params, *newest_params)
 
 
-def _add_counts(figures, row):
-    figures.closed = row["closed"]
-    figures.open = row["counted"] - row["closed"]
-    figures.opened_this_week = row["opened"]
-    figures.closed_this_week = row["closed_in_week"]
+def _add_counts(figures, counted, closed, opened, closed_in_week):
+    """Set the counts, given in the order of the aggregate's columns."""
+    figures.closed = closed
+    figures.open = counted - closed
+    figures.opened_this_week = opened
+    figures.closed_this_week = closed_in_week
 
 
 def _aggregate(domains, week):
@@ -373,19 +371,19 @@ def _recent(domains, week):
             "label",
         )
     )
-    return _recent_issues((row[0], row[1:]) for row in rows)
+    return _recent_issues(rows)
 
 
 def _recent_issues(rows):
-    """Turn ``(domain_id, (pk, description prefix, description length,
-    views, label))`` rows into ``(domain_id, RecentIssue)``."""
+    """Turn ``(domain_id, pk, description prefix, description length,
+    views, label)`` rows into ``(domain_id, RecentIssue)``."""
     Issue = conf.get_issue_model()
     limit = conf.get("DESCRIPTION_LENGTH")
     prefix = _description_prefix()
     labels = label_names()
     url_base, url_path = conf.site_url(), conf.get("ISSUE_PATH")
 
-    for domain_id, (pk, text, length, views, label) in rows:
+    for domain_id, pk, text, length, views, label in rows:
         description, was_cut = clean_description(text, limit)
         if (length or 0) > prefix and not was_cut:
             # Mostly white space or long clusters: the prefix cannot decide
