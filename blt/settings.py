@@ -40,10 +40,12 @@ class Env(environ.Env):
             )
         return value
 
-    def parsed_url(self, var, parse, default):
-        """A URL setting parsed by ``parse``, whose errors name ``var``."""
+    @staticmethod
+    def parsed_url(var, parse, url):
+        """``url``, the value of ``var``, parsed by ``parse``; its errors
+        name ``var``."""
         try:
-            return parse(self.str(var, default=default))
+            return parse(url)
         except (ImproperlyConfigured, ValueError, TypeError, KeyError) as error:
             raise ImproperlyConfigured(f"{var} is invalid: {error}") from error
 
@@ -104,9 +106,10 @@ TEMPLATES = [
 _database_url = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 # The app runs on PostgreSQL and SQLite; other backends' drivers are not in
 # requirements.txt, and Django would fail on them with a traceback.
-if urlsplit(_database_url).scheme not in ("postgres", "postgresql", "sqlite"):
+_database_scheme = urlsplit(_database_url).scheme
+if _database_scheme not in ("postgres", "postgresql", "sqlite"):
     raise ImproperlyConfigured(
-        f"DATABASE_URL has the unknown scheme {urlsplit(_database_url).scheme!r}; "
+        f"DATABASE_URL has the unknown scheme {_database_scheme!r}; "
         "use postgres://USER@HOST:PORT/NAME or sqlite:////absolute/path."
     )
 DATABASES = {
@@ -146,7 +149,11 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # copy of the production database can never mail real organizations by
 # accident. ``filemail:///dir`` is a folder beside manage.py,
 # ``filemail:////abs/dir`` an absolute one.
-_email = env.parsed_url("EMAIL_URL", env.email_url_config, "filemail:///sent_mail")
+_email = env.parsed_url(
+    "EMAIL_URL",
+    env.email_url_config,
+    env.str("EMAIL_URL", default="filemail:///sent_mail"),
+)
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
 EMAIL_PORT = _email["EMAIL_PORT"] or 25
